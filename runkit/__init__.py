@@ -1,0 +1,1 @@
+"""Support for allconvnet.py: flags, dataset checks, run records, guards and resume."""

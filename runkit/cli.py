@@ -1,0 +1,113 @@
+"""Command-line flags of allconvnet.py: parsing, and refusing bad values before any work starts.
+
+Every refusal is one line on stderr and exit code 2 (argparse's convention), with no traceback.
+"""
+from __future__ import print_function
+
+import argparse
+import datetime
+import json
+import os
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line: `allconvnet.py: error: ...` (no usage block)."""
+
+    def error(self, message):
+        sys.stderr.write('%s: error: %s\n' % (self.prog, message))
+        sys.exit(2)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a whole number' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be 1 or more, got %d' % value)
+    return value
+
+
+def gpus_arg(text):
+    if text == 'all':
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is neither a whole number nor 'all'" % text)
+    if value < 0:
+        raise argparse.ArgumentTypeError('must be 0 (CPU), a positive count or all, got %d' % value)
+    return value
+
+
+def default_logdir():
+    return os.path.join('logs', datetime.datetime.utcnow().strftime('%Y%m%dT%H%M%SZ'))
+
+
+def build_parser(batch_size, nb_epoch):
+    p = Parser(prog='allconvnet.py',
+               description='Train the All Convolutional Net (All-CNN-C) on CIFAR-10 as in the '
+                           '2017 Keras 1 tutorial. Defaults are the blog\'s settings.')
+    p.add_argument('--epochs', type=positive_int, default=nb_epoch,
+                   help='epochs to train (blog: nb_epoch = %(default)s)')
+    p.add_argument('--batch-size', type=positive_int, default=batch_size,
+                   help='images per step, split across the towers (blog: %(default)s)')
+    p.add_argument('--gpus', type=gpus_arg, default='all',
+                   help="towers for make_parallel: a count, or 'all' visible GPUs "
+                        "(default); 0 trains the plain model on the CPU")
+    p.add_argument('--towers-on-cpu', action='store_true',
+                   help='place the --gpus towers on virtual CPU devices /cpu:0..N-1 instead of '
+                        'GPUs (to exercise make_parallel on a machine without GPUs)')
+    p.add_argument('--train-limit', type=positive_int, default=None, metavar='N',
+                   help='train on the first N training images only (short runs)')
+    p.add_argument('--test-limit', type=positive_int, default=None, metavar='N',
+                   help='validate on the first N test images only (short runs)')
+    p.add_argument('--seed', type=int, default=None,
+                   help='seed Python, numpy and TensorFlow (default: unseeded, as the blog)')
+    p.add_argument('--deterministic', action='store_true',
+                   help='one TensorFlow thread, so that a rerun with the same --seed on the '
+                        'same CPU machine gives the same history.csv (needs --seed)')
+    p.add_argument('--pass-sgd-object', action='store_true',
+                   help="compile with the blog's unused SGD(lr=0.1, decay=1e-6, momentum=0.9, "
+                        "nesterov=True) object instead of the string 'sgd' it really passes. "
+                        'The author\'s evident intent; it diverges (see README)')
+    p.add_argument('--logdir', default=None,
+                   help='where the run writes its files (default: logs/<UTC timestamp>)')
+    p.add_argument('--resume', default=None, metavar='LOGDIR',
+                   help='continue the run in LOGDIR after its last finished epoch, with the '
+                        'arguments stored in its run.json (other flags are ignored)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='allow --logdir to be a directory that holds a finished run')
+    p.add_argument('--quiet', action='store_true',
+                   help='no per-batch progress bar (the blog used verbose=0)')
+    return p
+
+
+def parse_args(argv, batch_size, nb_epoch):
+    """(args, stored run.json or None); with --resume, the arguments come from run.json."""
+    parser = build_parser(batch_size, nb_epoch)
+    args = parser.parse_args(argv)
+    if args.resume:
+        return resume_args(parser, args.resume)
+    if args.deterministic and args.seed is None:
+        parser.error('--deterministic needs --seed N')
+    if args.logdir is None:
+        args.logdir = default_logdir()
+    return args, None
+
+
+def resume_args(parser, logdir):
+    record = os.path.join(logdir, 'run.json')
+    try:
+        with open(record) as f:
+            stored = json.load(f)
+    except (OSError, ValueError) as e:
+        parser.error('--resume %s: cannot read %s (%s)' % (logdir, record, e))
+    if stored.get('status') == 'finished':
+        parser.error('--resume %s: that run already finished' % logdir)
+    if not os.path.exists(os.path.join(logdir, 'state.h5')):
+        parser.error('--resume %s: no finished epoch to resume from (no state.h5)' % logdir)
+    args = parser.parse_args(stored['argv'])
+    args.resume = args.logdir = logdir
+    return args, stored
