@@ -1,0 +1,82 @@
+"""make_parallel on a session with several CPU devices: same predictions, training, real placement."""
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import backend as K
+
+import allconvnet
+from make_parallel import make_parallel
+
+
+def predict_both(towers, n, seed=0):
+    model = allconvnet.build_model()
+    parallel = make_parallel(model, towers, device='/cpu:%d')
+    x = np.random.RandomState(seed).rand(n, 32, 32, 3).astype('float32')
+    # batch_size=n: the whole batch goes through the towers in one call.
+    return model.predict(x, batch_size=n), parallel.predict(x, batch_size=n)
+
+
+@pytest.mark.parametrize('towers', [2, 3, 4])
+@pytest.mark.parametrize('n', [1, 2, 3, 7, 31, 32])
+def test_parallel_predictions_equal_single_model(cpu_session, towers, n):
+    single, parallel = predict_both(towers, n)
+    assert parallel.shape == (n, 10)
+    np.testing.assert_allclose(parallel, single, atol=1e-5)
+
+
+def test_every_sample_kept_in_order_when_batch_does_not_divide(cpu_session):
+    # Distinct inputs give distinct rows: a dropped or duplicated sample would show.
+    single, parallel = predict_both(4, 7, seed=3)
+    assert len({tuple(np.round(r, 6)) for r in parallel}) == 7
+    np.testing.assert_allclose(parallel, single, atol=1e-5)
+
+
+def test_one_tower_returns_the_model_itself(cpu_session):
+    model = allconvnet.build_model()
+    assert make_parallel(model, 1) is model
+
+
+def test_more_towers_than_devices_names_both_numbers(cpu_session):
+    with pytest.raises(ValueError) as err:
+        make_parallel(allconvnet.build_model(), 5, device='/cpu:%d')
+    assert '5' in str(err.value) and 'only 4' in str(err.value)
+
+
+def test_no_gpu_here_is_reported_not_hidden(cpu_session):
+    with pytest.raises(ValueError) as err:
+        make_parallel(allconvnet.build_model(), 2)
+    assert 'asked for 2' in str(err.value) and 'only 0' in str(err.value)
+
+
+def test_training_step_through_towers_changes_shared_weights(cpu_session):
+    model = allconvnet.build_model()
+    parallel = make_parallel(model, 3, device='/cpu:%d')
+    parallel.compile(loss='categorical_crossentropy', optimizer='sgd', metrics=['accuracy'])
+    rng = np.random.RandomState(0)
+    x = rng.rand(5, 32, 32, 3).astype('float32')  # 5 does not divide by 3
+    y = np.eye(10)[rng.randint(0, 10, 5)]
+    before = model.get_weights()
+    loss, acc = parallel.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    after = model.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_ops_really_run_on_each_device(cpu_session):
+    model = allconvnet.build_model()
+    parallel = make_parallel(model, 4, device='/cpu:%d')
+    x = np.random.rand(8, 32, 32, 3).astype('float32')
+    meta = tf.RunMetadata()
+    cpu_session.run(parallel.outputs[0], feed_dict={parallel.inputs[0]: x, K.learning_phase(): 0},
+                    options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE),
+                    run_metadata=meta)
+    placed = {}
+    for dev in meta.step_stats.dev_stats:
+        # e.g. /job:localhost/replica:0/task:0/device:CPU:2; skip the host-memory pseudo-devices
+        where = re.search(r'device:CPU:(\d+)$', dev.device)
+        for node in dev.node_stats if where else []:
+            placed.setdefault(node.node_name.split('/')[0], set()).add('cpu:' + where.group(1))
+    for i in range(4):
+        assert placed.get('tower_%d' % i) == {'cpu:%d' % i}, placed

@@ -1,0 +1,1 @@
+"""Command-line tools that read what training runs leave behind; importable as `tools.*`."""
