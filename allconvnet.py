@@ -10,7 +10,6 @@ from __future__ import print_function
 import os
 import random
 import sys
-import time
 # Keras 1.2.2 reads its backend from ~/.keras/keras.json, which may name Theano.
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 # TF 1.15's INFO lines and deprecation notices about Keras 1.2.2's calls bury the progress.
@@ -28,11 +27,13 @@ import pandas
 from make_parallel import make_parallel, count_devices
 from runkit import dataset
 from runkit.cli import parse_args
-from runkit.guards import Diverged, Interrupted, NaNGuard, raise_on_signals
+from runkit.guards import (Diverged, EpochEndHoldsSignals, Interrupted, NaNGuard,
+                           raise_on_signals)
 from runkit.records import (AtomicModelCheckpoint, HistoryCSV, check_logdir, git_commit,
                             machine, save_model_atomically, utc_now, versions,
                             write_json)
 from runkit.resume import SaveState, restore_state
+from tools.curves import plot_run
 
 tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
 
@@ -76,6 +77,15 @@ def build_model(dropout=0.5):
     return model
 
 
+def draw_curves(logdir):
+    # Issue 4: every run leaves curves.png beside its history; a failed plot is only a warning.
+    if os.path.exists(os.path.join(logdir, 'history.csv')):
+        try:
+            plot_run(logdir)
+        except Exception as e:
+            print('Could not draw %s/curves.png: %s' % (logdir, e), file=sys.stderr)
+
+
 def fail(message, code=2):
     sys.stderr.write('allconvnet.py: error: %s\n' % message)
     return code
@@ -83,13 +93,10 @@ def fail(message, code=2):
 
 def main(argv=None):
     args, resumed = parse_args(argv, batch_size, nb_epoch)
-    if not resumed:
-        problem = check_logdir(args.logdir, args.overwrite)
-        if problem:
-            return fail(problem)
 
-    # A session of our own: Keras' default enables allow_soft_placement, which would hide a
-    # missing GPU, and --deterministic needs one thread.
+    # A session of our own, for --deterministic's single thread and --towers-on-cpu's devices.
+    # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
+    # counting the session's devices below, not by placement errors.
     config = tf.ConfigProto(allow_soft_placement=True)
     config.gpu_options.allow_growth = True
     if args.towers_on_cpu:
@@ -105,8 +112,18 @@ def main(argv=None):
         return fail('--gpus %d asks for more %s than the %d visible'
                     % (gpu_count, 'CPU devices' if args.towers_on_cpu else 'GPUs', visible))
     towers = max(gpu_count, 1)  # --gpus 0: the plain model on the CPU
-    print('Training on %s' % ('%d %s tower(s) via make_parallel' % (towers, device[1:4].upper())
-                              if towers > 1 else 'one device (no make_parallel)'))
+    kind = 'CPU device' if args.towers_on_cpu else 'GPU'
+    if towers > 1:
+        print('Training on %d %ss via make_parallel (%d visible)' % (towers, kind, visible))
+    elif gpu_count == 1:
+        print('Training on 1 %s, no make_parallel needed (%d visible)' % (kind, visible))
+    else:
+        print('Training on the CPU, no make_parallel (%d GPUs visible%s)'
+              % (visible, '' if args.gpus == 'all' else ', --gpus 0'))
+    if not resumed:
+        problem = check_logdir(args.logdir, args.overwrite)
+        if problem:
+            return fail(problem)
     if args.seed is not None:
         random.seed(args.seed)
         np.random.seed(args.seed)
@@ -142,8 +159,10 @@ def main(argv=None):
     sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
     # As published, compile gets the string 'sgd', not the object above, so Keras trains with
     # its default SGD (lr 0.01, no momentum, no decay); upstream PR #1 (dca8f05) found this.
-    model.compile(loss='categorical_crossentropy', optimizer=sgd if args.pass_sgd_object else 'sgd',
-                  metrics=['accuracy'])
+    optimizer = sgd if args.pass_sgd_object else 'sgd'
+    if args.lr:  # --lr: same optimizer, another learning rate
+        optimizer = SGD(**dict(sgd.get_config() if args.pass_sgd_object else {}, lr=args.lr))
+    model.compile(loss='categorical_crossentropy', optimizer=optimizer, metrics=['accuracy'])
     # The template's summary: the parallel wrapper's would hide the layers.
     template.summary()
 
@@ -195,10 +214,10 @@ def main(argv=None):
         run['last_epoch'] = epoch
         write_json(run_json, run)
 
-    callbacks_list = [HistoryCSV(history_csv, model.optimizer, nb_epoch=args.epochs),
-                      checkpoint, SaveState(template, model.optimizer,
-                                            os.path.join(args.logdir, 'state.h5'), epoch_saved),
-                      NaNGuard()]
+    callbacks_list = [EpochEndHoldsSignals([
+        HistoryCSV(history_csv, model.optimizer, nb_epoch=args.epochs), checkpoint,
+        SaveState(template, model.optimizer, os.path.join(args.logdir, 'state.h5'), epoch_saved)]),
+        NaNGuard()]
     raise_on_signals()
     # Fit the model on the batches generated by datagen.flow().
     try:
@@ -206,10 +225,12 @@ def main(argv=None):
     except Diverged as e:
         run.update(status='diverged', ended=utc_now(), error=str(e))
         write_json(run_json, run)
+        draw_curves(args.logdir)
         return fail('%s; history up to the last finished epoch is in %s' % (e, history_csv), 3)
     except Interrupted as e:
         run.update(status='interrupted', ended=utc_now(), signal=e.signum)
         write_json(run_json, run)
+        draw_curves(args.logdir)
         print('\nInterrupted; every finished epoch is in %s. Continue with: python allconvnet.py '
               '--resume %s' % (history_csv, args.logdir), file=sys.stderr)
         return 128 + e.signum
@@ -219,6 +240,7 @@ def main(argv=None):
     save_model_atomically(template, os.path.join(args.logdir, 'model.h5'))
     run.update(status='finished', ended=utc_now())
     write_json(run_json, run)
+    draw_curves(args.logdir)
     print('Finished: %s' % args.logdir)
     return 0
 

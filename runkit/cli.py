@@ -29,6 +29,16 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('must be above 0, got %s' % text)
+    return value
+
+
 def gpus_arg(text):
     if text == 'all':
         return text
@@ -46,7 +56,8 @@ def default_logdir():
 
 
 def build_parser(batch_size, nb_epoch):
-    p = Parser(prog='allconvnet.py',
+    # allow_abbrev=False: '--epoch 3' must not silently mean --epochs.
+    p = Parser(prog='allconvnet.py', allow_abbrev=False,
                description='Train the All Convolutional Net (All-CNN-C) on CIFAR-10 as in the '
                            '2017 Keras 1 tutorial. Defaults are the blog\'s settings.')
     p.add_argument('--epochs', type=positive_int, default=nb_epoch,
@@ -72,6 +83,9 @@ def build_parser(batch_size, nb_epoch):
                    help="compile with the blog's unused SGD(lr=0.1, decay=1e-6, momentum=0.9, "
                         "nesterov=True) object instead of the string 'sgd' it really passes. "
                         'The author\'s evident intent; it diverges (see README)')
+    p.add_argument('--lr', type=positive_float, default=None,
+                   help="override the learning rate of whichever SGD trains (default: the "
+                        "blog's, i.e. Keras' 0.01; 0.1 with --pass-sgd-object)")
     p.add_argument('--logdir', default=None,
                    help='where the run writes its files (default: logs/<UTC timestamp>)')
     p.add_argument('--resume', default=None, metavar='LOGDIR',
@@ -92,6 +106,8 @@ def parse_args(argv, batch_size, nb_epoch):
         return resume_args(parser, args.resume)
     if args.deterministic and args.seed is None:
         parser.error('--deterministic needs --seed N')
+    if args.towers_on_cpu and args.gpus == 'all':
+        parser.error('--towers-on-cpu needs a tower count, e.g. --gpus 2')
     if args.logdir is None:
         args.logdir = default_logdir()
     return args, None

@@ -8,7 +8,9 @@ from __future__ import print_function
 import signal
 
 import numpy as np
-from keras.callbacks import Callback
+from keras.callbacks import Callback, CallbackList
+
+_held = {'depth': 0, 'pending': None}
 
 
 class Diverged(Exception):
@@ -39,6 +41,40 @@ class NaNGuard(Callback):
 def raise_on_signals():
     """From now on SIGINT and SIGTERM raise Interrupted in the main thread."""
     def handler(signum, frame):
-        raise Interrupted(signum)
+        if _held['depth']:
+            _held['pending'] = signum
+        else:
+            raise Interrupted(signum)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
+
+
+class EpochEndHoldsSignals(Callback):
+    """Runs `callbacks` as one; a signal during their on_epoch_end waits until all are done.
+
+    The epoch's history row, best checkpoint and state.h5 are then saved together or, if the
+    process dies hard, in an order that --resume can repair (history first, state last).
+    """
+
+    def __init__(self, callbacks):
+        super(EpochEndHoldsSignals, self).__init__()
+        self.inner = CallbackList(callbacks)
+        for name in ('on_epoch_begin', 'on_batch_begin', 'on_batch_end', 'on_train_begin',
+                     'on_train_end'):
+            setattr(self, name, getattr(self.inner, name))
+
+    def set_params(self, params):
+        self.inner.set_params(params)
+
+    def set_model(self, model):
+        self.inner.set_model(model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        _held['depth'] += 1
+        try:
+            self.inner.on_epoch_end(epoch, logs)
+        finally:
+            _held['depth'] -= 1
+        if not _held['depth'] and _held['pending'] is not None:
+            signum, _held['pending'] = _held['pending'], None
+            raise Interrupted(signum)

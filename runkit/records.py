@@ -53,6 +53,10 @@ def read_json(path):
 
 
 def git_commit():
+    """HEAD (with -dirty for local changes), or $ALLCONVNET_GIT_COMMIT where there is no git
+    (the Docker image sets it from its VCS_REF build argument)."""
+    if os.environ.get('ALLCONVNET_GIT_COMMIT'):
+        return os.environ['ALLCONVNET_GIT_COMMIT']
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         out = subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=here,

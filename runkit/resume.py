@@ -10,6 +10,7 @@ from __future__ import print_function
 import h5py
 from keras import backend as K
 from keras.callbacks import Callback
+from keras.models import Sequential
 
 from runkit.records import replace_atomically
 
@@ -34,8 +35,9 @@ def save_state(template, optimizer, path, epoch):
 
 def restore_state(template, model, path):
     """Load weights into `template` and optimizer state into `model`; return the epoch saved."""
-    # Keras creates the optimizer's variables when it builds the train function.
-    model._make_train_function()
+    # Keras creates the optimizer's variables when it builds the train function; for a
+    # Sequential that lives on its inner model, as in Keras 1.2.2's own load_model.
+    (model.model if isinstance(model, Sequential) else model)._make_train_function()
     template.load_weights(path)
     with h5py.File(path, 'r') as f:
         group = f['optimizer_weights']

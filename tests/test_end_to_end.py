@@ -22,7 +22,7 @@ def finished_run(request, cifar_home, tmp_path_factory):
 
 def test_writes_every_output(finished_run):
     logdir, _, _ = finished_run
-    for name in ['history.csv', 'weights.best.hdf5', 'model.h5', 'run.json']:
+    for name in ['history.csv', 'weights.best.hdf5', 'model.h5', 'run.json', 'curves.png']:
         assert os.path.getsize(os.path.join(logdir, name)) > 0, name
     assert not [n for n in os.listdir(logdir) if n.endswith('.tmp')]
 

@@ -22,6 +22,7 @@ Standard library only, Python 3.7: it runs in CI before anything heavy is instal
 from __future__ import print_function
 
 import argparse
+import ast
 import csv
 import difflib
 import io
@@ -55,11 +56,14 @@ SOURCES = (
     (r'upstream issue #(\d+)', '[upstream issue #{0}](%s/issues/{0})' % UPSTREAM),
     (r'paper', '[the paper (arXiv 1412.6806)](https://arxiv.org/abs/1412.6806)'),
     (r'Keras 1\.2\.2', '[Keras 1.2.2 API](https://github.com/keras-team/keras/tree/1.2.2)'),
-    (r'TF 1\.15', '[TensorFlow 1.15 API](https://github.com/tensorflow/docs/tree/r1.15/site/en/api_docs/python/tf)'),
+    (r'TF 1\.15',
+     '[TensorFlow 1.15 API](https://www.tensorflow.org/versions/r1.15/api_docs/python/tf)'),
     (r'keras-extras ([0-9a-f]{7,40})', '[keras-extras {0}](%s/commit/{0})' % EXTRAS),
     (r'keras-extras issue #(\d+)', '[keras-extras issue #{0}](%s/issues/{0})' % EXTRAS),
-    (r'Keras (2\.0\.9|2\.1) multi_gpu_model',
-     '[Keras {0} `multi_gpu_model`](https://github.com/keras-team/keras/tree/{0})'),
+    (r'Keras 2\.0\.9 multi_gpu_model',
+     '[Keras 2.0.9 `multi_gpu_model`](https://github.com/keras-team/keras/tree/2.0.9)'),
+    (r'Keras 2\.1 multi_gpu_model',
+     '[Keras 2.1 `multi_gpu_model`](https://github.com/keras-team/keras/tree/2.1.0)'),
     (r'repo', "this repo's own choice"),
 )
 
@@ -390,8 +394,7 @@ def match_row(line, row, files, cursor, same_as, problems):
         return Match(status, row=row)
     rf = files.get(row['file'])
     if rf is None:
-        problems.add('%s: file %r is not one of the compared files (%s)'
-                     % (where, row['file'], ', '.join(files)))
+        problems.add('%s: file %r does not exist under the repo root' % (where, row['file']))
         return Match(status, row=row)
     if not row['find']:
         problems.add('%s: no `find` text to locate listing line %d in %s'
@@ -430,8 +433,8 @@ def match_added(rows, files, problems):
             problems.add('%s: an added line needs a source' % where)
         rf = files.get(row['file'])
         if rf is None:
-            problems.add('%s: file %r is not one of the compared files (%s)'
-                         % (where, row['file'], ', '.join(files)))
+            problems.add('%s: file %r does not exist under the repo root'
+                         % (where, row['file']))
             continue
         spans = []
         for k, text in enumerate(rf.lines):
@@ -452,7 +455,8 @@ def match_added(rows, files, problems):
     return out
 
 
-def match_claims(claims, files, problems):
+def match_claims(claims, files, root, problems):
+    """(claim, (file, first, last) or None) per claim; a claim must say how to check it."""
     out = []
     for claim in claims:
         where = claim['where']
@@ -467,11 +471,18 @@ def match_claims(claims, files, problems):
             problems.add('%s: a claim that is not simply honoured needs a note' % where)
         if claim['note']:
             check_sentence(claim['note'], problems, where, 'note')
+        # A user told to run a test must find it: a renamed test makes the advice false.
+        for path, name in re.findall(r'(tests/[\w.-]+\.py)::(\w+)', claim['check']):
+            text = read_text(os.path.join(root, path)) or ''
+            if not re.search(r'^def %s\(' % re.escape(name), text, re.M):
+                problems.add('%s: the check names %s::%s, which does not exist'
+                             % (where, path, name))
         span = None
         if claim['file']:
             rf = files.get(claim['file'])
             if rf is None:
-                problems.add('%s: file %r is not one of the compared files' % (where, claim['file']))
+                problems.add('%s: file %r does not exist under the repo root'
+                             % (where, claim['file']))
             else:
                 found = locate(rf, claim['find'], -1) if claim['find'] else None
                 if found is None:
@@ -496,7 +507,8 @@ def uncovered(files, matches, added):
     for rel, rf in files.items():
         run = []
         for k in range(len(rf.lines)):
-            if rf.is_code(k) and k not in covered[rel] and not SYNTAX_ONLY.match(rf.lines[k].strip()):
+            if (rf.is_code(k) and k not in covered[rel]
+                    and not SYNTAX_ONLY.match(rf.lines[k].strip())):
                 if run and k != run[-1] + 1 and any(rf.is_code(j) for j in range(run[-1] + 1, k)):
                     out.append((rf, run))
                     run = []
@@ -509,18 +521,22 @@ def uncovered(files, matches, added):
 # ---------------------------------------------------------------- checking the transcription
 
 def looks_like_prose(text):
-    """A line of the post that is English, not Python: the rule blog_listing.txt states."""
-    body = text.strip().lstrip(u'\u2022').strip()
+    """A line of the post that is English, not Python: the rule blog_listing.txt states.
+
+    Prose does not parse as Python and is mostly plain words; a lone word ("Convolution",
+    from a numbered list) parses as a name but is a heading all the same.
+    """
+    body = re.sub(r'^(\u2022|\d+\.)\s*', '', text.strip()).strip()
     if not body:
         return True
     try:
-        compile(body, '<post>', 'exec')
-        return False
+        tree = ast.parse(body)
     except SyntaxError:
-        pass
-    words = body.split()
-    plain = [w for w in words if re.match(r'^\(?[A-Za-z][A-Za-z\'\u2019-]*[,.;:)?!]?$', w)]
-    return len(plain) >= 0.6 * len(words)
+        words = body.split()
+        plain = [w for w in words if re.match(r'^\(?[A-Za-z][A-Za-z\'\u2019-]*[,.;:)?!]?$', w)]
+        return len(plain) >= 0.6 * len(words)
+    return (len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
+            and isinstance(tree.body[0].value, ast.Name))
 
 
 def check_against_post(post_path, listing, blocks, claims, problems):
@@ -528,12 +544,8 @@ def check_against_post(post_path, listing, blocks, claims, problems):
     with io.open(post_path, encoding='utf-8') as f:
         post = f.read()
     lines = post.split('\n')
-    first = listing[0].text if listing else ''
-    starts = [i for i, t in enumerate(lines) if t == first]
-    if not starts:
-        problems.add('post: the listing\'s first line %r is not a line of %s' % (first, post_path))
-        return
-    k = starts[0]
+    texts = [line.text for line in listing]
+    k = 0
     for line in listing:
         while k < len(lines) and lines[k] != line.text:
             if not looks_like_prose(lines[k]):
@@ -545,6 +557,10 @@ def check_against_post(post_path, listing, blocks, claims, problems):
                          % (line.number, line.text))
             return
         k += 1
+    for n in range(k, len(lines)):
+        if lines[n] not in texts and not looks_like_prose(lines[n]):
+            problems.add('post line %d %r looks like code but is not in the listing (after its '
+                         'last line)' % (n + 1, lines[n]))
     for title in blocks:
         if title not in post:
             problems.add('block title %r is not in the post' % title)
@@ -622,7 +638,7 @@ def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, cla
       'that carries it, and says why where the two differ.' % (len(listing), listing_href))
     w('')
     w('**%d of %d listing lines accounted for:** %d same, %d changed, %d not used. '
-      'The repo adds %d kinds of line the listing lacks ([section 2](#2-lines-the-repo-adds)).'
+      'The repo adds lines the listing lacks in %d places ([section 2](#2-lines-the-repo-adds)).'
       % (accounted, len(listing), counts['same'], counts['changed'], counts['not used'],
          len(added)))
     if counts['unaccounted']:
@@ -676,17 +692,16 @@ def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, cla
     w('')
     w('| repo | line | why / source |')
     w('|---|---|---|')
-    for row, spans in added:
+    for row, spans in sorted(added, key=in_code_order):
         if not spans:
             w('| — | %s | %s |' % (code(row['find']), reason_cell(row, problems)))
             continue
         links = ', '.join(repo_link(rf, a, b, doc_dir) for rf, a, b in spans)
         rf, a, b = spans[0]
-        shown = rf.joined(a, a) if b > a else rf.joined(a, b)
-        if b > a:
-            shown += ' …'
+        more = ' …' if b > a else ''
         times = ' (×%d)' % len(spans) if len(spans) > 1 else ''
-        w('| %s | %s%s | %s |' % (links, code(shown), times, reason_cell(row, problems)))
+        w('| %s | %s%s%s | %s |' % (links, code(rf.joined(a, a)), more, times,
+                                    reason_cell(row, problems)))
     w('')
     w('## 3. What the post says about its code and results')
     w('')
@@ -702,8 +717,8 @@ def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, cla
                                           claim['check']))):
             if not os.path.exists(os.path.join(root, path)):
                 check += ' (`%s` is coming.)' % path
-        w('| “%s” | %s | %s | %s | %s |' % (prose(claim['quote']), claim['verdict'], where, check,
-                                           prose(claim['note'])))
+        w('| “%s” | %s | %s | %s | %s |' % (prose(claim['quote']), claim['verdict'], where,
+                                           check, prose(claim['note'])))
     w('')
     w('## 4. Repo lines not explained here')
     w('')
@@ -720,8 +735,8 @@ def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, cla
         w('| repo | line |')
         w('|---|---|')
         for rf, run in leftovers:
-            w('| %s | %s%s |' % (repo_link(rf, run[0], run[-1], doc_dir), code(rf.lines[run[0]].strip()),
-                                 ' …' if len(run) > 1 else ''))
+            w('| %s | %s%s |' % (repo_link(rf, run[0], run[-1], doc_dir),
+                                 code(rf.lines[run[0]].strip()), ' …' if len(run) > 1 else ''))
         w('')
         w('</details>')
     w('')
@@ -741,27 +756,41 @@ def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, cla
     return '\n'.join(out)
 
 
+def in_code_order(item):
+    """Sort key for (row, spans): by file (the script first), then line; unlocated last."""
+    spans = item[1]
+    if not spans:
+        return (len(CODE_FILES) + 1, 0, item[0]['row'])
+    rf, first = spans[0][0], spans[0][1]
+    rank = CODE_FILES.index(rf.rel) if rf.rel in CODE_FILES else len(CODE_FILES)
+    return (rank, first, item[0]['row'])
+
+
 def render_glance(matches, added, from_dir, full_doc, problems):
-    """The short table: every row of the reasons table that has a `glance` text."""
+    """The short table: every row of the reasons table that has a `glance` text.
+
+    Reasons stay in the full document; here each difference names what decided it.
+    """
     rows = []
     for m in matches:
-        if m.row is not None and m.row['glance'] and m.row['row'] not in [r['row'] for r, _ in rows]:
+        taken = [r['row'] for r, _ in rows]
+        if m.row is not None and m.row['glance'] and m.row['row'] not in taken:
             rows.append((m.row, [(m.rf, m.first, m.last)] if m.rf else []))
     for row, spans in added:
         if row['glance']:
             rows.append((row, spans))
-    rows.sort(key=lambda r: r[0]['row'])
-    out = ['| difference from the blog\'s listing | why | source | where |',
-           '|---|---|---|---|']
+    rows.sort(key=in_code_order)
+    out = ['| difference from the blog\'s listing | decided by | where |',
+           '|---|---|---|']
     for row, spans in rows:
-        where = ', '.join(repo_link(rf, a, b, from_dir) for rf, a, b in spans[:3])
-        if len(spans) > 3:
+        where = ', '.join(repo_link(rf, a, b, from_dir) for rf, a, b in spans[:2])
+        if len(spans) > 2:
             where += ', …'
-        out.append('| %s | %s | %s | %s |' % (prose(row['glance']), prose(row['reason']),
-                                              render_sources(row['source'], problems,
-                                                             row['where']), where))
+        out.append('| %s | %s | %s |' % (prose(row['glance']),
+                                         render_sources(row['source'], problems, row['where']),
+                                         where))
     out.append('')
-    out.append('Every line of the listing, with the post\'s claims: [%s](%s).'
+    out.append('Why each differs, every line of the listing and the post\'s claims: [%s](%s).'
                % (os.path.basename(full_doc), link_path(full_doc, from_dir)))
     return '\n'.join(out)
 
@@ -772,8 +801,8 @@ def render_glance_doc(table):
         '',
         '<!-- Generated by tools/blog_diff.py from docs/blog_reasons.csv; do not edit by hand. -->',
         '',
-        'What this repository does differently from the code listing of the blog post "All '
-        'ConvNet: Striving for Simplicity", and why. Lines that are the same are not listed.',
+        'The main ways this repository departs from the code listing of the blog post "All '
+        'ConvNet: Striving for Simplicity", and the source that decided each.',
         '',
         table,
         ''])
@@ -804,8 +833,9 @@ def build(args):
     rows = read_csv(reasons_path, REASON_COLUMNS, problems)
     claims = read_csv(claims_path, CLAIM_COLUMNS, problems)
     rels = list(CODE_FILES)
-    for row in rows:
-        if row['file'] and row['file'] not in rels and os.path.exists(os.path.join(root, row['file'])):
+    for row in rows + claims:
+        if (row['file'] and row['file'] not in rels
+                and os.path.exists(os.path.join(root, row['file']))):
             rels.append(row['file'])
     files = load_files(root, rels, problems)
     if not listing:
@@ -815,7 +845,7 @@ def build(args):
 
     matches = match_listing(listing, rows, files, problems)
     added = match_added(rows, files, problems)
-    located_claims = match_claims(claims, files, problems)
+    located_claims = match_claims(claims, files, root, problems)
     leftovers = uncovered(OrderedDict((r, files[r]) for r in CODE_FILES if r in files),
                           matches, added)
     if args.strict:
@@ -841,8 +871,9 @@ def build(args):
 
 
 def read_text(path):
+    # Universal newlines: a checkout with CRLF line ends is not a stale document.
     try:
-        with io.open(path, encoding='utf-8', newline='') as f:
+        with io.open(path, encoding='utf-8') as f:
             return f.read()
     except (IOError, OSError):
         return None

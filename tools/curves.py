@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 
 import numpy as np
 import pandas
@@ -87,10 +88,22 @@ class History(object):
         return '%s (%s)' % (self.name, ', '.join(parts)) if parts else self.name
 
 
+def _status(rundir):
+    try:
+        with open(os.path.join(rundir, 'run.json')) as f:
+            return json.load(f).get('status')
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _csv_path(path):
     if os.path.isdir(path):
         csv = os.path.join(path, 'history.csv')
         if not os.path.exists(csv):
+            status = _status(path)
+            if status:
+                raise CurvesError('%s has no history.csv: the run (status %s in its run.json) '
+                                  'finished no epoch' % (path, status))
             raise CurvesError('%s is a directory without a history.csv: pass a run directory '
                               '(a --logdir) or a history.csv file' % path)
         return csv
@@ -210,12 +223,15 @@ class Report(object):
         return [int(e) for e in self.table.index[~self.table['ok']]]
 
     def _excess(self, epoch, metric):
-        """How many bands the difference spans; NaN on one side only counts as infinite."""
+        """(bands the difference spans, its size): NaN on one side only counts as infinite.
+
+        The size breaks ties when a band of 0 makes every ratio infinite.
+        """
         diff = self.table.at[epoch, metric + '_diff']
         if np.isnan(diff):
-            return math.inf
+            return math.inf, math.inf
         tol = self.tolerances[metric]
-        return abs(diff) / tol if tol > 0 else math.inf
+        return (abs(diff) / tol if tol > 0 else math.inf), abs(diff)
 
     def _outside_cells(self, epoch):
         return [m for m in self.metrics if not self.table.at[epoch, m + '_ok']]
@@ -376,7 +392,7 @@ def _format_report(report, all_rows, max_rows):
                             t[m + '_diff'], report.tolerances[m]))
     differences = report.run_json_differences()
     if differences is None:
-        lines.append('run.json:  %s has none, so versions and settings cannot be checked' % (
+        lines.append('run.json:  none beside %s, so versions and settings cannot be checked' % (
             report.run.path if not report.run.run else report.ref.path))
     elif differences:
         lines.append('run.json:  the two differ in %d setting(s):' % len(differences))
@@ -390,15 +406,20 @@ def _format_report(report, all_rows, max_rows):
     return lines
 
 
+def _short(path):
+    """`path` relative to the working directory when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
+
 def _is_deterministic(history):
     run = history.run or {}
     return run.get('seed') is not None and bool((run.get('args') or {}).get('deterministic'))
 
 
 def _next_steps(report, differences):
-    run_path, ref_path = report.run.rundir, report.ref.rundir
     plot_cmd = ('python tools/curves.py plot %s --reference %s -o compare.png'
-                % (os.path.relpath(run_path), os.path.relpath(ref_path)))
+                % (_short(report.run.rundir), _short(report.ref.rundir)))
     steps = []
     if report.ok:
         if report.notes and any('shorter' in n for n in report.notes):
@@ -412,9 +433,9 @@ def _next_steps(report, differences):
                      'intended, judge whether a departure of this size is acceptable, and if '
                      'so make a new reference from it')
     if any(d.startswith(('args.', 'optimizer.', 'seed', 'towers')) for d in differences):
-        steps.append('the two were trained with different settings (see run.json above): '
-                     'rerun with the reference\'s flags (its run.json "argv") to compare like '
-                     'with like')
+        steps.append('the two were trained with different settings (see run.json above): if '
+                     'that is the change under test, this departure is its effect; if not, '
+                     'rerun with the reference\'s flags (its run.json "argv")')
     for history, which in ((report.run, 'the run'), (report.ref, 'the reference')):
         if not _is_deterministic(history):
             steps.append('%s was not made with --seed N --deterministic, so noise alone moves its '
@@ -471,18 +492,16 @@ def plot(paths, out, reference=None, title=None):
         draw(ref, 'black', 'reference: %s' % ref.label(), linewidth=4, alpha=0.35, zorder=1)
     for i, history in enumerate(runs):
         draw(history, colours[i % len(colours)], history.label(), linewidth=1.5, zorder=2)
-    handles += [Line2D([], [], color='grey', linestyle='-', label='validation'),
-                Line2D([], [], color='grey', linestyle='--', label='train')]
     for ax, name in ((acc_ax, 'accuracy'), (loss_ax, 'loss')):
         ax.set_xlabel('epoch')
         ax.set_ylabel(name)
-        ax.set_title(name)
+        ax.set_title('%s (solid: validation, dashed: train)' % name, fontsize='medium')
         ax.grid(True, alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    fig.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=2,
-               fontsize='small', frameon=False)
+    fig.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, 0.0), fontsize='small',
+               frameon=False)
     fig.tight_layout()
     fmt = os.path.splitext(out)[1].lstrip('.').lower() or 'png'
     tmp = out + '.tmp'
@@ -563,7 +582,7 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
                          'more to test the claim' % (last, by_epoch))
         elif status in ('interrupted', 'diverged', 'failed'):
             lines.append('        the run is %s: continue it with python allconvnet.py --resume %s'
-                         % (status, os.path.relpath(history.rundir)))
+                         % (status, _short(history.rundir)))
         elif status == 'running':
             lines.append('        the run is still training: check again later')
     lines.append('best:   %s (history: epochs %s)' % (
@@ -629,17 +648,19 @@ examples:
 
 def build_parser():
     p = Parser(prog='curves.py', formatter_class=argparse.RawDescriptionHelpFormatter,
-               description='Regression-test accuracy curves of allconvnet.py runs. RUN and REF '
-                           'are history.csv files or the run directories holding them.',
+               description=textwrap.fill('Regression-test accuracy curves of allconvnet.py '
+                                         'runs. RUN and REF are history.csv files or the run '
+                                         'directories holding them.', 79),
                epilog=EPILOG)
     sub = p.add_subparsers(dest='command', metavar='{compare,plot,claim}')
     sub.required = True
 
     c = sub.add_parser('compare', formatter_class=argparse.RawDescriptionHelpFormatter,
                        help='per-epoch differences from a reference, against a tolerance band',
-                       description='Compare RUN with REFERENCE on the epochs both have. An epoch '
-                                   'is inside the band when |run - reference| <= band for every '
-                                   'compared metric. Exit 0 inside, 1 outside, 2 bad input.',
+                       description=textwrap.fill(
+                           'Compare RUN with REFERENCE on the epochs both have. An epoch is '
+                           'inside the band when |run - reference| <= band for every compared '
+                           'metric. Exit 0 inside, 1 outside, 2 bad input.', 79),
                        epilog=EPILOG)
     c.add_argument('run', metavar='RUN')
     c.add_argument('reference', metavar='REFERENCE')

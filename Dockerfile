@@ -1,0 +1,126 @@
+# The image behind `docker run --gpus all allconvnet`: the tutorial (allconvnet.py) with Keras
+# 1.2.2 and tensorflow-gpu 1.15.5 on CUDA 10.0 + cuDNN 7, Python 3.7, training with
+# make_parallel on every GPU the container sees. docs/docker.md explains building, running,
+# the volumes, the fallback base images and what was verified.
+#
+#   docker build -t allconvnet .
+#   docker run --rm --gpus all -v "$PWD/logs:/app/logs" -v allconvnet-data:/home/allconv/.keras/datasets allconvnet
+
+# TF 1.15 loads CUDA 10.0 and cuDNN 7 at run time, so the base must carry them. NVIDIA deleted
+# its CUDA 10.x tags from Docker Hub in 2023; when this one is gone, build with
+#   --build-arg BASE_IMAGE=tensorflow/tensorflow:1.15.5-gpu-py3
+# (Ubuntu 18.04, CUDA 10.0, cuDNN 7.6) or a mirror's copy, pinned by digest (docs/docker.md).
+ARG BASE_IMAGE=nvidia/cuda:10.0-cudnn7-runtime-ubuntu18.04
+# The container's user, by number (Kubernetes' runAsNonRoot can only vouch for a numeric USER).
+# 1000 is the first user of most Linux hosts, so files written to a bind-mounted logs/ are
+# theirs; rebuild with --build-arg USER_UID=$(id -u) --build-arg USER_GID=$(id -g) otherwise.
+ARG USER_UID=1000
+ARG USER_GID=1000
+
+FROM ${BASE_IMAGE} AS runtime
+
+# Ubuntu 18.04's last public builds (bionic-updates is frozen since standard support ended in
+# May 2023); build arguments, so that a base whose archive differs can still be served.
+ARG PYTHON37_VERSION=3.7.5-2ubuntu1~18.04.2
+ARG DISTUTILS_VERSION=3.6.9-1~18.04
+# Set to e.g. http://old-releases.ubuntu.com/ubuntu once bionic leaves archive.ubuntu.com.
+ARG UBUNTU_MIRROR=
+ARG DEBIAN_FRONTEND=noninteractive
+
+# The base images list NVIDIA's apt repositories, whose signing key was rotated in 2022
+# (NO_PUBKEY A4B469963BF863CC): apt-get update fails unless they go. The CUDA libraries are
+# already installed, so nothing is lost. python3-distutils carries distutils for 3.7 too on
+# bionic (there is no python3.7-distutils); pip and venv need it.
+RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
+    && if [ -n "$UBUNTU_MIRROR" ]; then \
+           sed -i -E "s#https?://(archive|security)\.ubuntu\.com/ubuntu/?#${UBUNTU_MIRROR}#" /etc/apt/sources.list; \
+       fi \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3.7="${PYTHON37_VERSION}" \
+        python3.7-venv="${PYTHON37_VERSION}" \
+        python3-distutils="${DISTUTILS_VERSION}" \
+    && rm -rf /var/lib/apt/lists/*
+
+# A venv, so that the base image's own Python (3.6 in the tensorflow fallback) and its
+# packages stay out of the way.
+RUN python3.7 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1
+
+# Only what the install reads, so that editing the code does not re-run this 1.7 GB layer.
+# requirements.txt is the one source of the pins; the script checks the hash lock against it.
+COPY requirements.txt docker/image_requirements.py docker/install-requirements.sh \
+     docker/requirements-bootstrap.lock docker/requirements-gpu.lock /tmp/install/
+# pip reads PIP_INDEX_URL: a registry mirror can go here (the hashes still insist on PyPI's
+# bytes). Explicit, because the venv's first pip (9.0.1) defaults to the old pypi.python.org.
+ARG PIP_INDEX_URL=https://pypi.org/simple
+RUN sh /tmp/install/install-requirements.sh /opt/venv/bin/python /tmp/install \
+    && rm -rf /tmp/install
+
+# The mount points are world-writable (sticky) so that `docker run --user ...` works as well:
+# allconvnet.py (like Keras) falls back to /tmp/.keras when ~/.keras is not writable, which
+# would bypass the dataset volume.
+ARG USER_UID
+ARG USER_GID
+RUN groupadd --gid "${USER_GID}" allconv \
+    && useradd --no-log-init --uid "${USER_UID}" --gid allconv --create-home \
+        --home-dir /home/allconv --shell /bin/bash allconv \
+    && mkdir -p /home/allconv/.keras/datasets /home/allconv/.nv/ComputeCache /app/logs \
+    && chown -R allconv:allconv /home/allconv /app/logs \
+    && chmod 1777 /home/allconv/.keras /home/allconv/.keras/datasets \
+        /home/allconv/.nv /home/allconv/.nv/ComputeCache /app/logs
+# HOME fixed, so that the cache paths hold under `docker run --user` as well.
+# CUDA_CACHE_*: the wheels carry PTX up to compute capability 7.0 only, so on Ampere and Hopper
+# the driver JIT-compiles every kernel at first start (30 minutes or more). Mount a volume at
+# CUDA_CACHE_PATH to keep the result; 4 GiB is the driver's maximum (default 256 MiB-1 GiB).
+ENV HOME=/home/allconv \
+    CUDA_CACHE_PATH=/home/allconv/.nv/ComputeCache \
+    CUDA_CACHE_MAXSIZE=4294967296
+
+
+# Optional: CIFAR-10 inside the image (--build-arg BAKE_CIFAR10=1), for runs without network.
+# A stage of its own, so that with the default 0 neither the archive nor a copy of
+# docker/cifar10/ reaches a layer of the final image.
+FROM runtime AS cifar10
+ARG USER_UID
+ARG USER_GID
+ARG BAKE_CIFAR10=0
+ARG CIFAR10_URL=https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz
+# Only the dataset module: a change elsewhere in runkit/ must not re-download the archive.
+COPY runkit/__init__.py runkit/dataset.py /tmp/bake/runkit/
+COPY docker/bake_cifar10.py /tmp/bake/
+COPY docker/cifar10/ /tmp/bake/context/
+USER ${USER_UID}:${USER_GID}
+RUN python /tmp/bake/bake_cifar10.py "${BAKE_CIFAR10}" /tmp/bake/context "${CIFAR10_URL}"
+
+
+FROM runtime
+ARG USER_UID
+ARG USER_GID
+ARG VCS_REF=unknown
+LABEL org.opencontainers.image.title="allconvnet" \
+      org.opencontainers.image.description="All-CNN-C on CIFAR-10 as in the 2017 Keras 1 tutorial; Keras 1.2.2, tensorflow-gpu 1.15.5, CUDA 10.0, cuDNN 7, Python 3.7" \
+      org.opencontainers.image.revision="${VCS_REF}"
+
+COPY --from=cifar10 --chown=allconv:allconv /home/allconv/.keras/datasets/ /home/allconv/.keras/datasets/
+
+# Last: the code changes most often. Owned by root, so the training user cannot alter it.
+WORKDIR /app
+COPY allconvnet.py make_parallel.py ./
+COPY runkit/ runkit/
+# allconvnet.py draws each run's curves.png with tools/curves.py.
+COPY tools/__init__.py tools/curves.py tools/
+# No git in the image: run.json's git_commit comes from here (runkit/records.py).
+ENV ALLCONVNET_GIT_COMMIT=${VCS_REF}
+
+USER ${USER_UID}:${USER_GID}
+# logs/<UTC timestamp>, allconvnet.py's default --logdir, resolves to /app/logs/... here. The
+# dataset and JIT caches are documented mount points, not VOLUMEs: an anonymous volume would
+# copy a baked CIFAR-10 on every run and vanish with --rm. Use named volumes (docs/docker.md).
+VOLUME ["/app/logs"]
+
+ENTRYPOINT ["/opt/venv/bin/python", "allconvnet.py"]
+# Train on every visible GPU (allconvnet.py counts them at start-up). Arguments given to
+# `docker run` replace these; --gpus still defaults to all.
+CMD ["--gpus", "all"]

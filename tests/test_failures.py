@@ -1,0 +1,222 @@
+"""Nothing lost, nothing cryptic: bad flags, broken caches, interrupted and diverging runs.
+
+Every case runs the real program in a subprocess and checks its exit code, its message and
+the files it leaves behind.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas
+import pytest
+
+from conftest import ROOT, run_allconvnet
+
+TINY = ['--train-limit', '64', '--test-limit', '32', '--quiet']
+
+
+def one_clear_line(proc, *fragments):
+    """Exit 2, a single `allconvnet.py: error:` line on stderr naming every fragment."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+# -- bad flags: refused before any training starts -------------------------------------
+
+@pytest.mark.parametrize('flag,value', [
+    ('--epochs', '0'), ('--epochs', '-3'), ('--epochs', 'ten'),
+    ('--batch-size', '0'), ('--train-limit', '-1'), ('--test-limit', 'x'), ('--lr', '-0.1')])
+def test_bad_numbers_are_refused(tmp_path, flag, value):
+    proc = run_allconvnet([flag, value, '--logdir', str(tmp_path / 'run')], str(tmp_path))
+    one_clear_line(proc, flag, value)
+    assert not (tmp_path / 'run').exists()
+
+
+def test_unknown_flag_is_refused(tmp_path):
+    proc = run_allconvnet(['--epoch', '3'], str(tmp_path))
+    one_clear_line(proc, 'unrecognized arguments: --epoch')
+
+
+def test_more_gpus_than_visible_names_both_numbers(cifar_home, tmp_path):
+    proc = run_allconvnet(['--gpus', '3', '--logdir', str(tmp_path / 'run')] + TINY, cifar_home)
+    one_clear_line(proc, '--gpus 3', 'the 0 visible')
+
+
+def test_logdir_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a directory')
+    proc = run_allconvnet(['--logdir', str(blocker / 'run')], str(tmp_path))
+    one_clear_line(proc, 'cannot create --logdir', str(blocker / 'run'))
+
+
+def test_finished_run_is_not_overwritten_unless_asked(cifar_home, tmp_path):
+    logdir = tmp_path / 'done'
+    logdir.mkdir()
+    (logdir / 'run.json').write_text(json.dumps({'status': 'finished'}))
+    proc = run_allconvnet(['--logdir', str(logdir), '--epochs', '1'] + TINY, cifar_home)
+    one_clear_line(proc, 'already holds a finished run', '--overwrite')
+    assert json.loads((logdir / 'run.json').read_text()) == {'status': 'finished'}
+    proc = run_allconvnet(['--logdir', str(logdir), '--epochs', '1', '--overwrite'] + TINY,
+                          cifar_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((logdir / 'run.json').read_text())['status'] == 'finished'
+
+
+def test_batch_smaller_than_tower_count_trains(cifar_home, tmp_path):
+    # 3 images per step on 4 towers: one tower gets an empty slice, and nothing breaks.
+    logdir = tmp_path / 'run'
+    proc = run_allconvnet(['--towers-on-cpu', '--gpus', '4', '--batch-size', '3', '--epochs',
+                           '1', '--train-limit', '9', '--test-limit', '5', '--quiet',
+                           '--logdir', str(logdir)], cifar_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    history = pandas.read_csv(str(logdir / 'history.csv'))
+    assert list(history.epoch) == [1] and history.loss.notnull().all()
+
+
+# -- the dataset cache ----------------------------------------------------------------
+
+def broken_home(cifar_home, tmp_path, change):
+    """A HOME whose cache links to the good synthetic files, then gets `change` applied."""
+    good = os.path.join(cifar_home, '.keras', 'datasets')
+    datadir = tmp_path / 'home' / '.keras' / 'datasets'
+    folder = datadir / 'cifar-10-batches-py'
+    folder.mkdir(parents=True)
+    for name in os.listdir(os.path.join(good, 'cifar-10-batches-py')):
+        os.symlink(os.path.join(good, 'cifar-10-batches-py', name), str(folder / name))
+    os.symlink(os.path.join(good, 'cifar-10-batches-py.tar.gz'),
+               str(datadir / 'cifar-10-batches-py.tar.gz'))
+    change(datadir, folder, good)
+    return str(tmp_path / 'home')
+
+
+def replace_with(path, data):
+    os.unlink(str(path))
+    with open(str(path), 'wb') as f:
+        f.write(data)
+
+
+def truncated_archive(datadir, folder, good):
+    shutil.rmtree(str(folder))
+    with open(os.path.join(good, 'cifar-10-batches-py.tar.gz'), 'rb') as f:
+        replace_with(datadir / 'cifar-10-batches-py.tar.gz', f.read(3000000))
+
+
+def truncated_batch(datadir, folder, good):
+    with open(str(folder / 'data_batch_3'), 'rb') as f:
+        replace_with(folder / 'data_batch_3', f.read(1000000))
+
+
+def wrong_shapes(datadir, folder, good):
+    import pickle
+    import numpy as np
+    replace_with(folder / 'data_batch_4', pickle.dumps(
+        {b'data': np.zeros((10000, 3000), np.uint8), b'labels': [0] * 10000}, protocol=2))
+
+
+def missing_test_batch(datadir, folder, good):
+    os.unlink(str(folder / 'test_batch'))
+
+
+def no_cache(datadir, folder, good):
+    shutil.rmtree(str(datadir))
+
+
+def folder_without_archive(datadir, folder, good):
+    os.unlink(str(datadir / 'cifar-10-batches-py.tar.gz'))
+
+
+@pytest.mark.parametrize('change,fragments', [
+    (truncated_archive, ['cifar-10-batches-py.tar.gz', 'truncated or corrupt', 'Repair: delete']),
+    (truncated_batch, ['data_batch_3', 'truncated or corrupt', 'Repair: delete']),
+    (wrong_shapes, ['data_batch_4', '(10000, 3000)', 'Repair: delete']),
+    (missing_test_batch, ['test_batch', 'is missing', 'Repair: delete']),
+    (no_cache, ['no CIFAR-10 cache at', 'put cifar-10-python.tar.gz there by hand']),
+    (folder_without_archive, ['cifar-10-batches-py.tar.gz', 'tar -C']),
+])
+def test_broken_cache_gets_one_message_naming_the_file(cifar_home, tmp_path, change, fragments):
+    home = broken_home(cifar_home, tmp_path, change)
+    proc = run_allconvnet(['--logdir', str(tmp_path / 'run'), '--epochs', '1'] + TINY, home)
+    line = one_clear_line(proc, *fragments)
+    assert os.path.join(home, '.keras', 'datasets') in line
+    assert 'Epoch 1' not in proc.stdout
+
+
+# -- interrupted runs lose nothing and resume -----------------------------------------
+
+def start_allconvnet(args, home):
+    env = dict(os.environ, HOME=home, PYTHONUNBUFFERED='1')
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'allconvnet.py')] + args,
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+
+
+def wait_for_rows(path, rows, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(path) and len(pandas.read_csv(path)) >= rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError('no %d finished epochs in %s' % (rows, path))
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_path, signum):
+    logdir = str(tmp_path / 'run')
+    args = ['--epochs', '3', '--train-limit', '96', '--test-limit', '32', '--seed', '1',
+            '--quiet', '--logdir', logdir]
+    proc = start_allconvnet(args, cifar_home)
+    wait_for_rows(os.path.join(logdir, 'history.csv'), 1, proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert 'Traceback' not in err and '--resume %s' % logdir in err
+    run = json.load(open(os.path.join(logdir, 'run.json')))
+    assert run['status'] == 'interrupted' and run['signal'] == signum
+    done = run['last_epoch']
+    assert done in (1, 2)
+    history = pandas.read_csv(os.path.join(logdir, 'history.csv'))
+    assert list(history.epoch)[:done] == list(range(1, done + 1))
+    for name in ['state.h5', 'weights.best.hdf5']:
+        assert os.path.getsize(os.path.join(logdir, name)) > 0
+    assert not [n for n in os.listdir(logdir) if n.endswith('.tmp')]
+
+    proc = run_allconvnet(['--resume', logdir], cifar_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'Resuming %s after epoch %d' % (logdir, done) in proc.stdout
+    history = pandas.read_csv(os.path.join(logdir, 'history.csv'))
+    assert list(history.epoch) == [1, 2, 3]
+    run = json.load(open(os.path.join(logdir, 'run.json')))
+    assert run['status'] == 'finished' and run['last_epoch'] == 3
+    assert run['resumed_at_epoch'] == [done]
+
+
+def test_resume_refuses_a_finished_run(cifar_home, tmp_path):
+    logdir = tmp_path / 'done'
+    logdir.mkdir()
+    (logdir / 'run.json').write_text(json.dumps({'status': 'finished', 'argv': []}))
+    one_clear_line(run_allconvnet(['--resume', str(logdir)], cifar_home), 'already finished')
+
+
+# -- divergence ------------------------------------------------------------------------
+
+def test_nan_loss_stops_at_once_and_keeps_history(cifar_home, tmp_path):
+    logdir = str(tmp_path / 'run')
+    proc = run_allconvnet(['--lr', '1e6', '--epochs', '3', '--train-limit', '96',
+                           '--test-limit', '32', '--seed', '1', '--quiet', '--logdir', logdir],
+                          cifar_home)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
+    assert len(errors) == 1 and 'training loss is nan at epoch 1, batch' in errors[0]
+    assert 'Traceback' not in proc.stderr
+    run = json.load(open(os.path.join(logdir, 'run.json')))
+    assert run['status'] == 'diverged' and 'epoch 1, batch' in run['error']
+    assert run['optimizer']['config']['lr'] == pytest.approx(1e6)

@@ -1,0 +1,72 @@
+"""Saving a run's state: optimizer state survives state.h5, and a crash mid-save keeps the old file."""
+import os
+
+import numpy as np
+import pytest
+from keras.optimizers import SGD
+
+import allconvnet
+from make_parallel import make_parallel
+from runkit.records import AtomicModelCheckpoint, replace_atomically
+from runkit.resume import restore_state, save_state
+
+
+def trained(towers, steps):
+    template = allconvnet.build_model()
+    model = make_parallel(template, towers, device='/cpu:%d')
+    model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
+                  optimizer=SGD(lr=0.1, decay=1e-3, momentum=0.9, nesterov=True))
+    rng = np.random.RandomState(0)
+    for _ in range(steps):
+        model.train_on_batch(rng.rand(4, 32, 32, 3).astype('float32'),
+                             np.eye(10)[rng.randint(0, 10, 4)])
+    return template, model
+
+
+@pytest.mark.parametrize('towers', [1, 2])
+def test_state_round_trip_restores_weights_momenta_and_decay_clock(cpu_session, tmp_path, towers):
+    template, model = trained(towers, steps=3)
+    path = str(tmp_path / 'state.h5')
+    save_state(template, model.optimizer, path, epoch=7)
+    weights, opt_state = template.get_weights(), model.optimizer.get_weights()
+    assert opt_state[0] == 3  # SGD's iteration count, which drives lr / (1 + decay * it)
+
+    fresh_template, fresh = trained(towers, steps=0)
+    assert restore_state(fresh_template, fresh, path) == 7
+    for a, b in zip(fresh_template.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(fresh.optimizer.get_weights(), opt_state):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_replace_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = str(tmp_path / 'model.h5')
+    with open(path, 'w') as f:
+        f.write('good')
+
+    def crash(tmp):
+        with open(tmp, 'w') as f:
+            f.write('half')
+        raise IOError('disk full')
+    with pytest.raises(IOError):
+        replace_atomically(crash, path)
+    assert open(path).read() == 'good'
+
+
+def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path):
+    path = str(tmp_path / 'weights.best.hdf5')
+    template = allconvnet.build_model()
+    checkpoint = AtomicModelCheckpoint(path, monitor='val_acc', verbose=0, save_best_only=True,
+                                       save_weights_only=False, mode='max')
+    checkpoint.set_model(template)
+    checkpoint.on_epoch_end(0, {'val_acc': 0.2})
+    good = open(path, 'rb').read()
+
+    def crash(filepath, overwrite=True):
+        with open(filepath, 'wb') as f:
+            f.write(b'truncated')
+        raise KeyboardInterrupt
+    template.save = crash
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {'val_acc': 0.5})
+    assert open(path, 'rb').read() == good
