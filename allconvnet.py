@@ -29,6 +29,7 @@ from runkit import dataset
 from runkit.cli import parse_args
 from runkit.guards import (Diverged, EpochEndHoldsSignals, Interrupted, NaNGuard,
                            raise_on_signals)
+from runkit.preprocess import BLOG as preprocessing, preprocess
 from runkit.records import (AtomicModelCheckpoint, HistoryCSV, check_logdir, git_commit,
                             machine, save_model_atomically, utc_now, versions,
                             write_json)
@@ -143,8 +144,8 @@ def main(argv=None):
     X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     X_test, y_test = X_test[:args.test_limit], y_test[:args.test_limit]
     # Scaled to [0, 1] as upstream c2af6a7 does; the blog feeds raw 0-255 values.
-    X_train = X_train.astype('float32') / 255
-    X_test = X_test.astype('float32') / 255
+    X_train = preprocess(X_train, preprocessing)
+    X_test = preprocess(X_test, preprocessing)
     print('X_train shape:', X_train.shape)
     print(X_train.shape[0], 'train samples')
     print(X_test.shape[0], 'test samples')
@@ -188,7 +189,7 @@ def main(argv=None):
         'argv': list(sys.argv[1:] if argv is None else argv), 'args': vars(args),
         'started': utc_now(), 'seed': args.seed, 'git_commit': git_commit(),
         'versions': versions(), 'machine': machine(), 'last_epoch': 0}
-    run.update(status='running', towers=towers,
+    run.update(status='running', towers=towers, preprocessing=preprocessing,
                devices=[device % i for i in range(towers)] if towers > 1 else ['default'],
                optimizer={'class_name': type(model.optimizer).__name__,
                           'config': model.optimizer.get_config(),
