@@ -77,6 +77,9 @@ def test_ops_really_run_on_each_device(cpu_session):
         # e.g. /job:localhost/replica:0/task:0/device:CPU:2; skip the host-memory pseudo-devices
         where = re.search(r'device:CPU:(\d+)$', dev.device)
         for node in dev.node_stats if where else []:
-            placed.setdefault(node.node_name.split('/')[0], set()).add('cpu:' + where.group(1))
+            # The convolutions are the towers' work; TF may put small helper ops (shapes,
+            # folded constants) of a tower's scope wherever it likes.
+            if 'Conv2D' in node.timeline_label:
+                placed.setdefault(node.node_name.split('/')[0], set()).add('cpu:' + where.group(1))
     for i in range(4):
         assert placed.get('tower_%d' % i) == {'cpu:%d' % i}, placed
