@@ -42,6 +42,14 @@ index = re.search(r'^ARG PIP_INDEX_URL=(\S+)', text, re.M)
 assert len(copies) == 1 and index, 'Dockerfile: no single COPY ... /tmp/install/ or no ARG PIP_INDEX_URL'
 print('install_files=(%s)' % ' '.join(shlex.quote(s) for s in copies[0][:-1]))
 print('index_url=%s' % shlex.quote(index.group(1)))
+# The code the final stage copies into WORKDIR /app, as "source:destination" pairs.
+tail = text[text.rindex('WORKDIR /app'):]
+pairs = []
+for l in tail.splitlines():
+    words = l.split()
+    if words[:1] == ['COPY'] and not any(w.startswith('--from') for w in words):
+        pairs += ['%s:%s' % (src, words[-1]) for src in words[1:-1] if not src.startswith('--')]
+print('app_files=(%s)' % ' '.join(shlex.quote(p) for p in pairs))
 EOF
 )"
 echo "COPY ${install_files[*]} -> /tmp/install/; PIP_INDEX_URL=$index_url"
@@ -61,10 +69,14 @@ export PIP_CONFIG_FILE=/dev/null PIP_INDEX_URL="$index_url"
 sh "$install/install-requirements.sh" "$venv/bin/python" "$install"
 "$venv/bin/python" -m pip list --disable-pip-version-check --format=freeze | grep -i '^tensorflow'
 
-step "the image's /app: allconvnet.py, make_parallel.py, runkit/"
-cp "$repo/allconvnet.py" "$repo/make_parallel.py" "$app/"
-cp -r "$repo/runkit" "$app/runkit"
-find "$app/runkit" -name __pycache__ -prune -exec rm -rf {} +
+step "the image's /app, as the Dockerfile's COPY lines fill it: ${app_files[*]}"
+for pair in "${app_files[@]}"; do
+    src="${pair%%:*}" dest="$app/${pair#*:}"
+    # Docker copies a directory's contents, and a file into a destination ending in /.
+    case "$dest" in */) mkdir -p "$dest" ;; esac
+    if [ -d "$repo/$src" ]; then cp -r "$repo/${src%/}/." "$dest"; else cp "$repo/$src" "$dest"; fi
+done
+find "$app" -name __pycache__ -prune -exec rm -rf {} +
 
 # The image's run-time environment (ENV in the Dockerfile), with its paths under $work.
 export HOME="$home" CUDA_CACHE_PATH="$home/.nv/ComputeCache" CUDA_CACHE_MAXSIZE=4294967296 \
