@@ -107,7 +107,7 @@ COPY --from=cifar10 --chown=allconv:allconv /home/allconv/.keras/datasets/ /home
 
 # Last: the code changes most often. Owned by root, so the training user cannot alter it.
 WORKDIR /app
-COPY allconvnet.py make_parallel.py ./
+COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
 # allconvnet.py draws each run's curves.png with tools/curves.py.
 COPY tools/__init__.py tools/curves.py tools/

@@ -242,7 +242,7 @@ def test_entrypoint_is_allconvnet_in_exec_form_with_default_gpus_all(parser):
     assert json.loads(values(final, 'CMD')[-1]['value']) == ['--gpus', 'all']
     workdir = values(final, 'WORKDIR')[-1]['value']
     copied = [i['value'].split() for i in values(final, 'COPY') if not i['value'].startswith('--')]
-    assert ['allconvnet.py', 'make_parallel.py', './'] in copied and workdir == '/app'
+    assert ['allconvnet.py', 'make_parallel.py', 'predict.py', './'] in copied and workdir == '/app'
     assert ['runkit/', 'runkit/'] in copied
 
 
