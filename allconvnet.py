@@ -3,7 +3,9 @@
 It follows the blog post's code listing statement by statement, in the post's order, with
 the listing's gaps filled. A comment on a line says why it differs from the post and which
 source decided it; docs/blog-vs-repo.md lines the two up. Defaults are the post's settings
-(batch 32, 1000 epochs); `python allconvnet.py --help` lists the overrides.
+(batch 32, 1000 epochs); `--recipe upstream` and `--recipe paper` train with the upstream
+repository's and the paper's instead (runkit/recipes.py, docs/recipes.md), and
+`python allconvnet.py --help` lists the overrides.
 """
 # Importing the libraries and the dependencies
 from __future__ import print_function
@@ -23,13 +25,14 @@ from keras.layers import Dropout, Activation, Convolution2D, GlobalAveragePoolin
 from keras.utils import np_utils
 from keras.optimizers import SGD
 from keras import backend as K
+from keras.regularizers import l2
 import pandas
 from make_parallel import make_parallel, count_devices
-from runkit import dataset
+from runkit import dataset, recipes
 from runkit.cli import parse_args
 from runkit.guards import (Diverged, EpochEndHoldsSignals, Interrupted, NaNGuard,
                            raise_on_signals)
-from runkit.preprocess import BLOG as preprocessing, preprocess
+from runkit.preprocess import fit as fit_preprocessing, preprocess
 from runkit.records import (AtomicModelCheckpoint, HistoryCSV, check_logdir, git_commit,
                             machine, save_model_atomically, utc_now, versions,
                             write_json)
@@ -49,30 +52,43 @@ rows, cols = 32, 32
 channels = 3
 
 
-def build_model(dropout=0.5):
-    """All-CNN-C as the blog builds it, plus the layers the upstream repository adds."""
-    model = Sequential()
+def build_model(dropout=0.5, dropout_input=0., weight_decay=0.):
+    """All-CNN-C as the blog builds it, plus the layers the upstream repository adds.
+
+    The defaults are the blog's and upstream's model; the paper's recipe also drops input
+    pixels (`dropout_input`) and decays every kernel (`weight_decay`, its λ).
+    """
+    def kernel_decay():
+        # The paper's λ adds λw to each kernel's gradient, the loss term λ/2·||w||², which is
+        # Keras' l2(λ/2) (it adds l·sum(w²)). Biases are not decayed (docs/recipes.md).
+        return l2(weight_decay / 2.) if weight_decay else None
     # (32, 32, 3), not the blog's (3, 32, 32): 'tf' ordering is NHWC (upstream issue #2, PR #5).
-    model.add(Convolution2D(96, 3, 3, border_mode='same', input_shape=(rows, cols, channels)))
+    shape = {'input_shape': (rows, cols, channels)}
+    model = Sequential()
+    if dropout_input:
+        # The paper's dropout on the input image; the first layer takes the input shape.
+        model.add(Dropout(dropout_input, **shape))
+        shape = {}
+    model.add(Convolution2D(96, 3, 3, border_mode='same', W_regularizer=kernel_decay(), **shape))
     # Each ReLU, Dropout and the softmax head below are from upstream c2af6a7 and the paper.
     model.add(Activation('relu'))
-    model.add(Convolution2D(96, 3, 3, border_mode='same'))
+    model.add(Convolution2D(96, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
     model.add(Activation('relu'))
     # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
-    model.add(Convolution2D(96, 3, 3, border_mode='same', subsample=(2, 2)))
+    model.add(Convolution2D(96, 3, 3, border_mode='same', subsample=(2, 2), W_regularizer=kernel_decay()))
     model.add(Dropout(dropout))
-    model.add(Convolution2D(192, 3, 3, border_mode='same'))
+    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
     model.add(Activation('relu'))
-    model.add(Convolution2D(192, 3, 3, border_mode='same'))
+    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
     model.add(Activation('relu'))
     # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
-    model.add(Convolution2D(192, 3, 3, border_mode='same', subsample=(2, 2)))
+    model.add(Convolution2D(192, 3, 3, border_mode='same', subsample=(2, 2), W_regularizer=kernel_decay()))
     model.add(Dropout(dropout))
-    model.add(Convolution2D(192, 3, 3, border_mode='same'))
+    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
     model.add(Activation('relu'))
-    model.add(Convolution2D(192, 1, 1, border_mode='valid'))
+    model.add(Convolution2D(192, 1, 1, border_mode='valid', W_regularizer=kernel_decay()))
     model.add(Activation('relu'))
-    model.add(Convolution2D(10, 1, 1, border_mode='valid'))
+    model.add(Convolution2D(10, 1, 1, border_mode='valid', W_regularizer=kernel_decay()))
     model.add(GlobalAveragePooling2D())
     model.add(Activation('softmax'))
     return model
@@ -94,6 +110,12 @@ def fail(message, code=2):
 
 def main(argv=None):
     args, resumed = parse_args(argv, batch_size, nb_epoch)
+    # The settings come from one record (runkit/recipes.py); a resumed run keeps its own.
+    recipe, overridden = recipes.resolve(args)
+    if resumed and 'recipe' in resumed:
+        recipe, overridden = resumed['recipe'], resumed['overridden']
+    print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
+                            if overridden else ''))
 
     # A session of our own, for --deterministic's single thread and --towers-on-cpu's devices.
     # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
@@ -143,9 +165,13 @@ def main(argv=None):
     # --train-limit / --test-limit: the first N samples, for short runs.
     X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     X_test, y_test = X_test[:args.test_limit], y_test[:args.test_limit]
-    # Scaled to [0, 1] as upstream c2af6a7 does; the blog feeds raw 0-255 values.
-    X_train = preprocess(X_train, preprocessing)
-    X_test = preprocess(X_test, preprocessing)
+    # Scaled to [0, 1] as upstream c2af6a7 does (the blog feeds raw 0-255 values), or the
+    # paper's GCN + ZCA, fitted on the training images once, before any augmentation.
+    preprocessing = recipe['preprocessing']
+    if not resumed:
+        fit_preprocessing(X_train, preprocessing, args.logdir)
+    X_train = preprocess(X_train, preprocessing, args.logdir)
+    X_test = preprocess(X_test, preprocessing, args.logdir)
     print('X_train shape:', X_train.shape)
     print(X_train.shape[0], 'train samples')
     print(X_test.shape[0], 'test samples')
@@ -154,31 +180,22 @@ def main(argv=None):
     Y_test = np_utils.to_categorical(y_test, nb_classes)
 
     # Building the model
-    model = build_model()
+    model = build_model(recipe['dropout'], recipe['dropout_input'], recipe['weight_decay'])
     template = model
     model = make_parallel(model, towers, device=device)
+    recipes.count_weight_decay_once(template)
     sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
     # As published, compile gets the string 'sgd', not the object above, so Keras trains with
     # its default SGD (lr 0.01, no momentum, no decay); upstream PR #1 (dca8f05) found this.
-    optimizer = sgd if args.pass_sgd_object else 'sgd'
-    if args.lr:  # --lr: same optimizer, another learning rate
-        optimizer = SGD(**dict(sgd.get_config() if args.pass_sgd_object else {}, lr=args.lr))
+    # --pass-sgd-object compiles with the object above; upstream and paper build their own.
+    optimizer = recipes.compile_argument(recipe['optimizer'], sgd)
     model.compile(loss='categorical_crossentropy', optimizer=optimizer, metrics=['accuracy'])
     # The template's summary: the parallel wrapper's would hide the layers.
     template.summary()
 
     # Data augmentation
-    datagen = ImageDataGenerator(
-        featurewise_center=False,  # set input mean to 0 over the dataset
-        samplewise_center=False,  # set each sample mean to 0
-        featurewise_std_normalization=False,  # divide inputs by std of the dataset
-        samplewise_std_normalization=False,  # divide each input by its std
-        zca_whitening=False,  # apply ZCA whitening
-        rotation_range=0,  # randomly rotate images in the range (degrees, 0 to 180)
-        width_shift_range=0.1,  # randomly shift images horizontally (fraction of total width)
-        height_shift_range=0.1,  # randomly shift images vertically (fraction of total height)
-        horizontal_flip=False,  # randomly flip images
-        vertical_flip=False)  # randomly flip images
+    # The blog recipe's arguments are the listing's, line for line (runkit/recipes.py).
+    datagen = ImageDataGenerator(**recipe['augmentation'])
 
     # Saving the best weights and adding checkpoints into our model
     # The blog never defines filepath; upstream c2af6a7 used "weights.hdf5".
@@ -190,13 +207,16 @@ def main(argv=None):
         'started': utc_now(), 'seed': args.seed, 'git_commit': git_commit(),
         'versions': versions(), 'machine': machine(), 'last_epoch': 0}
     run.update(status='running', towers=towers, preprocessing=preprocessing,
+               recipe_name=args.recipe, recipe=recipe, overridden=overridden,
                devices=[device % i for i in range(towers)] if towers > 1 else ['default'],
                optimizer={'class_name': type(model.optimizer).__name__,
                           'config': model.optimizer.get_config(),
-                          'compiled_with': 'sgd object' if args.pass_sgd_object else "string 'sgd'",
+                          'compiled_with': "string 'sgd'" if optimizer == 'sgd' else 'sgd object',
                           'note': "the blog builds SGD(lr=0.1, decay=1e-6, momentum=0.9, "
                                   "nesterov=True) but compiles with optimizer='sgd', so this "
-                                  "config is what really trains"})
+                                  "config is what really trains" if optimizer == 'sgd' else
+                                  "the recipe's SGD object; lr is the starting rate of any "
+                                  "lr_schedule"})
     run_json = os.path.join(args.logdir, 'run.json')
     history_csv = os.path.join(args.logdir, 'history.csv')
     initial_epoch = 0
@@ -216,13 +236,16 @@ def main(argv=None):
         write_json(run_json, run)
 
     callbacks_list = [EpochEndHoldsSignals([
-        HistoryCSV(history_csv, model.optimizer, nb_epoch=args.epochs), checkpoint,
+        HistoryCSV(history_csv, model.optimizer, nb_epoch=recipe['epochs']), checkpoint,
         SaveState(template, model.optimizer, os.path.join(args.logdir, 'state.h5'), epoch_saved)]),
         NaNGuard()]
+    if recipe['lr_schedule']:  # the paper's steps; set before each epoch, also after --resume
+        callbacks_list.insert(0, recipes.StepSchedule(model.optimizer, recipe['optimizer']['lr'],
+                                                      recipe['lr_schedule']))
     raise_on_signals()
     # Fit the model on the batches generated by datagen.flow().
     try:
-        history_callback = model.fit_generator(datagen.flow(X_train, Y_train, batch_size=args.batch_size, seed=args.seed), samples_per_epoch=X_train.shape[0], nb_epoch=args.epochs, validation_data=(X_test, Y_test), callbacks=callbacks_list, verbose=0 if args.quiet else 1, initial_epoch=initial_epoch)
+        history_callback = model.fit_generator(datagen.flow(X_train, Y_train, batch_size=recipe['batch_size'], seed=args.seed), samples_per_epoch=X_train.shape[0], nb_epoch=recipe['epochs'], validation_data=(X_test, Y_test), callbacks=callbacks_list, verbose=0 if args.quiet else 1, initial_epoch=initial_epoch)
     except Diverged as e:
         run.update(status='diverged', ended=utc_now(), error=str(e))
         write_json(run_json, run)

@@ -10,6 +10,8 @@ import json
 import os
 import sys
 
+from runkit.recipes import NAMES
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line: `allconvnet.py: error: ...` (no usage block)."""
@@ -39,6 +41,16 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError('must be 0 or more, got %s' % text)
+    return value
+
+
 def gpus_arg(text):
     if text == 'all':
         return text
@@ -59,11 +71,19 @@ def build_parser(batch_size, nb_epoch):
     # allow_abbrev=False: '--epoch 3' must not silently mean --epochs.
     p = Parser(prog='allconvnet.py', allow_abbrev=False,
                description='Train the All Convolutional Net (All-CNN-C) on CIFAR-10 as in the '
-                           '2017 Keras 1 tutorial. Defaults are the blog\'s settings.')
-    p.add_argument('--epochs', type=positive_int, default=nb_epoch,
-                   help='epochs to train (blog: nb_epoch = %(default)s)')
-    p.add_argument('--batch-size', type=positive_int, default=batch_size,
-                   help='images per step, split across the towers (blog: %(default)s)')
+                           '2017 Keras 1 tutorial. Defaults are the blog\'s settings '
+                           '(--recipe blog).')
+    p.add_argument('--recipe', choices=NAMES, default='blog',
+                   help="the settings to train with (default: blog): the blog's listing as "
+                        "published, the upstream repository's final allconv.py, or the "
+                        "paper's All-CNN-C; docs/recipes.md compares them. The flags below "
+                        "override single fields")
+    p.add_argument('--epochs', type=positive_int, default=None,
+                   help="epochs to train (default: the recipe's; blog: nb_epoch = %d, "
+                        "upstream and paper: 350)" % nb_epoch)
+    p.add_argument('--batch-size', type=positive_int, default=None,
+                   help="images per step, split across the towers (default: the recipe's; "
+                        "blog: %d)" % batch_size)
     p.add_argument('--gpus', type=gpus_arg, default='all',
                    help="towers for make_parallel: a count, or 'all' visible GPUs "
                         "(default); 0 trains the plain model on the CPU")
@@ -81,11 +101,17 @@ def build_parser(batch_size, nb_epoch):
                         'same CPU machine gives the same history.csv (needs --seed)')
     p.add_argument('--pass-sgd-object', action='store_true',
                    help="compile with the blog's unused SGD(lr=0.1, decay=1e-6, momentum=0.9, "
-                        "nesterov=True) object instead of the string 'sgd' it really passes. "
-                        'The author\'s evident intent; it diverges (see README)')
+                        "nesterov=True) object instead of the string 'sgd' it really passes "
+                        "(replaces the recipe's optimizer). The author's evident intent; it "
+                        "diverges (see README)")
     p.add_argument('--lr', type=positive_float, default=None,
-                   help="override the learning rate of whichever SGD trains (default: the "
-                        "blog's, i.e. Keras' 0.01; 0.1 with --pass-sgd-object)")
+                   help="override the learning rate of whichever SGD trains, the paper's "
+                        "starting rate gamma (default: the recipe's: blog 0.01, Keras' default; "
+                        "0.1 with --pass-sgd-object; upstream 0.01; paper 0.01)")
+    p.add_argument('--weight-decay', type=non_negative_float, default=None, metavar='LAMBDA',
+                   help="weight decay on every convolution kernel, as the paper's lambda "
+                        "(a gradient term lambda*w; default: the recipe's: 0 for blog and "
+                        "upstream, 0.001 for paper)")
     p.add_argument('--logdir', default=None,
                    help='where the run writes its files (default: logs/<UTC timestamp>)')
     p.add_argument('--resume', default=None, metavar='LOGDIR',

@@ -1,4 +1,4 @@
-"""The model against the blog's listing: nine convolutions, layer by layer, and the parameter count."""
+"""The model against the blog's listing (nine convolutions, layer by layer, the parameter count) and the paper's additions."""
 import pytest
 
 import allconvnet
@@ -43,3 +43,24 @@ def test_shapes_and_parameter_count(model):
     assert model.input_shape == (None, 32, 32, 3)  # 'tf' ordering, not the blog's (3, 32, 32)
     assert model.output_shape == (None, 10)
     assert model.count_params() == 1369738
+
+
+def test_the_paper_adds_input_dropout_and_weight_decay_only(cpu_session):
+    paper = allconvnet.build_model(dropout=0.5, dropout_input=0.2, weight_decay=0.001)
+    first = paper.layers[0]
+    assert type(first).__name__ == 'Dropout' and first.p == 0.2
+    assert paper.input_shape == (None, 32, 32, 3)
+    assert [type(l).__name__ for l in paper.layers[1:]] == \
+        [type(l).__name__ for l in allconvnet.build_model().layers]
+    assert paper.count_params() == 1369738
+    convs = [l for l in paper.layers if type(l).__name__ == 'Convolution2D']
+    # The paper's λ = 0.001 as a gradient term λw is Keras' l2(λ/2) on every kernel.
+    assert [c.W_regularizer.get_config() for c in convs] == \
+        [{'name': 'L1L2Regularizer', 'l1': 0., 'l2': pytest.approx(0.0005)}] * 9
+    assert all(c.b_regularizer is None for c in convs)
+
+
+def test_the_blog_model_has_no_regularizer(model):
+    convs = [l for l in model.layers if type(l).__name__ == 'Convolution2D']
+    assert all(c.W_regularizer is None and c.b_regularizer is None for c in convs)
+    assert 'W_regularizer' in convs[0].get_config() and convs[0].get_config()['W_regularizer'] is None
