@@ -18,7 +18,6 @@ is not a checkpoint of this model, or a run directory without checkpoint or run.
 """
 from __future__ import print_function
 
-import argparse
 import contextlib
 import io
 import json
@@ -32,6 +31,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
 import numpy as np
 from PIL import Image, ImageOps
 
+from runkit.argtypes import Parser, positive_int
 from runkit.preprocess import BLOG, preprocess
 
 # CIFAR-10's label order (batches.meta).
@@ -175,26 +175,6 @@ def top_classes(probabilities, k):
     """[(class name, probability)] of the k most probable classes, most probable first."""
     order = np.argsort(-probabilities, kind='stable')[:k]
     return [(CLASSES[i], float(probabilities[i])) for i in order]
-
-
-# Not runkit.cli's: that module loads the training recipes and with them Keras, and a usage
-# error here should be instant and quiet.
-class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line: `predict.py: error: ...` (no usage block)."""
-
-    def error(self, message):
-        sys.stderr.write('%s: error: %s\n' % (self.prog, message))
-        sys.exit(USAGE)
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a whole number' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be 1 or more, got %d' % value)
-    return value
 
 
 def build_parser():

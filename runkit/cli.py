@@ -8,47 +8,9 @@ import argparse
 import datetime
 import json
 import os
-import sys
 
+from runkit.argtypes import Parser, non_negative_float, positive_float, positive_int
 from runkit.recipes import NAMES
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line: `allconvnet.py: error: ...` (no usage block)."""
-
-    def error(self, message):
-        sys.stderr.write('%s: error: %s\n' % (self.prog, message))
-        sys.exit(2)
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a whole number' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be 1 or more, got %d' % value)
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be above 0, got %s' % text)
-    return value
-
-
-def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError('must be 0 or more, got %s' % text)
-    return value
 
 
 def gpus_arg(text):

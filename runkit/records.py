@@ -20,6 +20,8 @@ from keras import backend as K
 from keras.callbacks import Callback, ModelCheckpoint
 
 HISTORY_COLUMNS = ['epoch', 'loss', 'acc', 'val_loss', 'val_acc', 'lr', 'seconds']
+RUN_FILES = ['run.json', 'history.csv', 'weights.best.hdf5', 'model.h5', 'state.h5',
+             'curves.png', 'preprocessing.npz']
 
 
 def utc_now():
@@ -91,7 +93,7 @@ def machine():
 
 
 def check_logdir(path, overwrite):
-    """None if the run may write to `path`, else the reason it may not."""
+    """None if a new run may write to `path` (then emptied of an old run's files), else why not."""
     record = os.path.join(path, 'run.json')
     if os.path.exists(record) and not overwrite:
         try:
@@ -111,6 +113,10 @@ def check_logdir(path, overwrite):
         return 'cannot create --logdir %s: %s' % (path, e.strerror)
     if not os.access(path, os.W_OK | os.X_OK):
         return 'cannot write to --logdir %s' % path
+    # A new run starts from nothing: --overwrite must not append to the old history.csv.
+    for name in RUN_FILES:
+        if os.path.exists(os.path.join(path, name)):
+            os.remove(os.path.join(path, name))
     return None
 
 

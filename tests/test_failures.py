@@ -62,6 +62,7 @@ def test_finished_run_is_not_overwritten_unless_asked(cifar_home, tmp_path):
     logdir = tmp_path / 'done'
     logdir.mkdir()
     (logdir / 'run.json').write_text(json.dumps({'status': 'finished'}))
+    (logdir / 'history.csv').write_text('epoch,loss\n1,2.3\n2,2.2\n')
     proc = run_allconvnet(['--logdir', str(logdir), '--epochs', '1'] + TINY, cifar_home)
     one_clear_line(proc, 'already holds a finished run', '--overwrite')
     assert json.loads((logdir / 'run.json').read_text()) == {'status': 'finished'}
@@ -69,6 +70,8 @@ def test_finished_run_is_not_overwritten_unless_asked(cifar_home, tmp_path):
                           cifar_home)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((logdir / 'run.json').read_text())['status'] == 'finished'
+    # The replaced run's history is gone, not appended to.
+    assert list(pandas.read_csv(str(logdir / 'history.csv')).epoch) == [1]
 
 
 def test_batch_smaller_than_tower_count_trains(cifar_home, tmp_path):

@@ -1,5 +1,4 @@
 """Saving a run's state: optimizer state survives state.h5, and a crash mid-save keeps the old file."""
-import os
 
 import numpy as np
 import pytest

@@ -1,0 +1,42 @@
+"""Argument types and the one-line-error parser shared by allconvnet.py and predict.py.
+
+Kept free of Keras and TensorFlow imports, so that a usage error is instant and quiet.
+"""
+import argparse
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line, `PROG: error: ...`, and exit code 2 (no usage block)."""
+
+    def error(self, message):
+        sys.stderr.write('%s: error: %s\n' % (self.prog, message))
+        sys.exit(2)
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a whole number' % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be 1 or more, got %d' % value)
+    return value
+
+
+def _float(text, ok, rule):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not ok(value):
+        raise argparse.ArgumentTypeError('must be %s, got %s' % (rule, text))
+    return value
+
+
+def positive_float(text):
+    return _float(text, lambda v: v > 0, 'above 0')
+
+
+def non_negative_float(text):
+    return _float(text, lambda v: v >= 0, '0 or more')
