@@ -126,7 +126,10 @@ def main(argv=None):
         config.device_count['CPU'] = max(args.gpus, 1)
     if args.deterministic:
         config.intra_op_parallelism_threads = 1
-        config.inter_op_parallelism_threads = 1
+        # Negative: every op runs in the calling thread, one after another. With 1, the caller
+        # and one pool thread still overlap, and Keras 1.2.2's weight updates race with the
+        # reads of the same weights in that step: reruns drifted by up to 2e-6 in 3 epochs.
+        config.inter_op_parallelism_threads = -1
     K.set_session(tf.Session(config=config))
     device = '/cpu:%d' if args.towers_on_cpu else '/gpu:%d'
     visible = count_devices(device)
