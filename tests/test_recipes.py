@@ -142,11 +142,12 @@ def test_overrides_reach_run_json_and_the_optimizer(cifar_home, tmp_path):
 
 def test_blogs_intended_optimizer_diverges_and_the_nan_guard_stops_it(cifar_home, tmp_path):
     # The listing's SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True) blows up within a
-    # few steps. Those steps decide between a NaN loss (12 runs in 17 when this was written)
-    # and ReLUs that all die (the loss then sits near 14 without being NaN), and TF 1.15 on the
-    # CPU does not repeat such a run bit for bit even with --deterministic, so a seed may land
-    # either way: up to six seeds are tried.
-    for seed in range(1, 7):
+    # few steps in TF's default threading: a NaN loss in 12 runs of 17 when this was written,
+    # otherwise dead ReLUs or a run that limps on. Those runs are not repeatable (Keras 1.2.2's
+    # updates race with the reads of the same step), so up to eight seeds are tried; a NaN in
+    # none of them has a chance below 1e-4 at that rate. (Under --deterministic, where the race
+    # cannot happen, 4 seeds of 4 trained for 2 epochs without blowing up.)
+    for seed in range(1, 9):
         logdir = str(tmp_path / ('seed%d' % seed))
         proc = run_allconvnet(['--pass-sgd-object', '--epochs', '2', '--train-limit', '256',
                                '--test-limit', '32', '--seed', str(seed), '--quiet',
@@ -154,10 +155,8 @@ def test_blogs_intended_optimizer_diverges_and_the_nan_guard_stops_it(cifar_home
         if proc.returncode == 3:
             break
         assert proc.returncode == 0, proc.stderr[-2000:]
-        history = pandas.read_csv(os.path.join(logdir, 'history.csv'))
-        assert history.loss.iloc[-1] > 10, history  # diverged all the same: nothing trains
     else:
-        pytest.fail('six seeds of --pass-sgd-object all ended with dead ReLUs, none with NaN')
+        pytest.fail('eight seeds of --pass-sgd-object, none ended in a NaN loss')
     errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
     assert len(errors) == 1 and 'training loss is nan at epoch' in errors[0], proc.stderr[-2000:]
     assert 'Traceback' not in proc.stderr
