@@ -109,8 +109,8 @@ COPY --from=cifar10 --chown=allconv:allconv /home/allconv/.keras/datasets/ /home
 WORKDIR /app
 COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
-# allconvnet.py draws each run's curves.png with tools/curves.py.
-COPY tools/__init__.py tools/curves.py tools/
+# allconvnet.py draws each run's curves.png with tools/curves.py; tools/bench.py measures a GPU box.
+COPY tools/__init__.py tools/curves.py tools/bench.py tools/
 # No git in the image: run.json's git_commit comes from here (runkit/records.py).
 ENV ALLCONVNET_GIT_COMMIT=${VCS_REF}
 

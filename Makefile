@@ -2,7 +2,7 @@
 # .venv first with setup.sh. Pass flags with ARGS, e.g. make train ARGS="--epochs 5".
 ARGS ?=
 
-.PHONY: setup train test docs rehearse-image lock-image
+.PHONY: setup train test bench docs rehearse-image lock-image
 setup:
 	./setup.sh requirements.txt
 
@@ -13,6 +13,10 @@ test:
 	./setup.sh requirements-test.txt
 	.venv/bin/python tools/blog_diff.py --check --strict
 	.venv/bin/python -m pytest tests -q $(ARGS)
+
+# What training costs on this machine (docs/performance.md); about 25 minutes on 2 cores.
+bench: setup
+	.venv/bin/python tools/bench.py $(ARGS)
 
 # Regenerate docs/blog-vs-repo.md and the README's differences table after a code change.
 docs:

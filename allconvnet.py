@@ -28,7 +28,7 @@ from keras import backend as K
 from keras.regularizers import l2
 import pandas
 from make_parallel import make_parallel, count_devices
-from runkit import dataset, recipes
+from runkit import dataset, recipes, session
 from runkit.cli import parse_args
 from runkit.guards import (Diverged, EpochEndHoldsSignals, Interrupted, NaNGuard,
                            raise_on_signals)
@@ -117,20 +117,16 @@ def main(argv=None):
     print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
                             if overridden else ''))
 
-    # A session of our own, for --deterministic's single thread and --towers-on-cpu's devices.
-    # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
-    # counting the session's devices below, not by placement errors.
-    config = tf.ConfigProto(allow_soft_placement=True)
-    config.gpu_options.allow_growth = True
-    if args.towers_on_cpu:
-        config.device_count['CPU'] = max(args.gpus, 1)
-    if args.deterministic:
-        config.intra_op_parallelism_threads = 1
-        # Negative: every op runs in the calling thread, one after another. With 1, the caller
-        # and one pool thread still overlap, and Keras 1.2.2's weight updates race with the
-        # reads of the same weights in that step: reruns drifted by up to 2e-6 in 3 epochs.
-        config.inter_op_parallelism_threads = -1
+    # A session of our own, for --deterministic's single thread, --towers-on-cpu's devices and,
+    # in long runs on a CPU-only machine, XLA, measured faster there (runkit/session.py).
+    jit = session.use_jit(args.jit, args.deterministic,
+                          recipe['epochs'] * min(args.train_limit or 50000, 50000))
+    config = session.config(cpu_devices=max(args.gpus, 1) if args.towers_on_cpu else None,
+                            deterministic=args.deterministic, jit=jit)
     K.set_session(tf.Session(config=config))
+    if jit:
+        print('XLA on (--jit %s): each new batch shape compiles once, 15-20 s on a 2-core CPU'
+              % args.jit)
     device = '/cpu:%d' if args.towers_on_cpu else '/gpu:%d'
     visible = count_devices(device)
     gpu_count = visible if args.gpus == 'all' else args.gpus
@@ -209,7 +205,8 @@ def main(argv=None):
         'argv': list(sys.argv[1:] if argv is None else argv), 'args': vars(args),
         'started': utc_now(), 'seed': args.seed, 'git_commit': git_commit(),
         'versions': versions(), 'machine': machine(), 'last_epoch': 0}
-    run.update(status='running', towers=towers, preprocessing=preprocessing,
+    run.update(status='running', towers=towers, preprocessing=preprocessing, xla=jit,
+               threads=[config.intra_op_parallelism_threads, config.inter_op_parallelism_threads],
                recipe_name=args.recipe, recipe=recipe, overridden=overridden,
                devices=[device % i for i in range(towers)] if towers > 1 else ['default'],
                optimizer={'class_name': type(model.optimizer).__name__,

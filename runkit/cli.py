@@ -11,6 +11,7 @@ import os
 
 from runkit.argtypes import Parser, non_negative_float, positive_float, positive_int
 from runkit.recipes import NAMES
+from runkit.session import JIT_CHOICES, JIT_MIN_IMAGES
 
 
 def gpus_arg(text):
@@ -61,6 +62,11 @@ def build_parser(batch_size, nb_epoch):
     p.add_argument('--deterministic', action='store_true',
                    help='one TensorFlow thread, so that a rerun with the same --seed on the '
                         'same CPU machine gives the same history.csv (needs --seed)')
+    p.add_argument('--jit', choices=JIT_CHOICES, default='auto',
+                   help="XLA compilation of the training step: auto (default) turns it on for "
+                        "runs of at least %d training images on a machine without GPUs, where "
+                        "it was measured faster (docs/performance.md); never under "
+                        "--deterministic" % JIT_MIN_IMAGES)
     p.add_argument('--pass-sgd-object', action='store_true',
                    help="compile with the blog's unused SGD(lr=0.1, decay=1e-6, momentum=0.9, "
                         "nesterov=True) object instead of the string 'sgd' it really passes "

@@ -1,0 +1,94 @@
+"""runkit/session.py: the session allconvnet.py trains in, and XLA really clustering (or not)."""
+import json
+import os
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from conftest import ROOT, run_allconvnet
+from runkit import session
+
+JIT = tf.OptimizerOptions.ON_1
+
+# Counts the XLA clusters that really ran in one training step of a small conv net.
+CLUSTERS = r'''
+import sys
+sys.path.insert(0, %r)
+import numpy as np
+import tensorflow as tf
+from runkit import session
+x = tf.placeholder(tf.float32, (8, 16, 16, 3))
+w = tf.Variable(tf.ones((3, 3, 3, 4)))
+loss = tf.reduce_sum(tf.nn.relu(tf.nn.conv2d(x, w, (1, 1, 1, 1), 'SAME') * 2. + 1.))
+step = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
+sess = tf.Session(config=session.config(jit=sys.argv[1] == 'on'))
+sess.run(tf.global_variables_initializer())
+meta = tf.RunMetadata()
+sess.run(step, {x: np.ones((8, 16, 16, 3), 'float32')},
+         options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=meta)
+print(sum('cluster' in n.node_name for d in meta.step_stats.dev_stats for n in d.node_stats))
+''' % ROOT
+
+
+def clusters_that_ran(jit):
+    env = dict(os.environ)
+    env.pop('TF_XLA_FLAGS', None)  # runkit.session must set it itself, on import
+    out = subprocess.run([sys.executable, '-c', CLUSTERS, jit], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return int(out.stdout.split()[-1])
+
+
+def test_jit_on_runs_xla_clusters_and_off_runs_none():
+    assert clusters_that_ran('on') > 0
+    assert clusters_that_ran('off') == 0
+
+
+def test_defaults_are_tensorflows_threads_and_no_xla():
+    proto = session.config()
+    assert (proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads) == \
+        session.THREADS == (0, 0)
+    assert proto.graph_options.optimizer_options.global_jit_level == 0
+    assert proto.allow_soft_placement and proto.gpu_options.allow_growth
+    assert session.config(jit=True).graph_options.optimizer_options.global_jit_level == JIT
+
+
+def test_jit_auto_is_on_only_for_long_runs_without_gpus():
+    no_gpu = session.gpus_visible() == 0
+    assert session.use_jit('auto', images=1000 * 50000) is no_gpu  # the blog's run
+    assert session.use_jit('auto', images=session.JIT_MIN_IMAGES) is no_gpu
+    assert session.use_jit('auto', images=session.JIT_MIN_IMAGES - 1) is False
+    assert session.use_jit('auto', images=None) is False
+    assert session.use_jit('on', images=1) is True
+    assert session.use_jit('off', images=1000 * 50000) is False
+    for choice in session.JIT_CHOICES:
+        assert session.use_jit(choice, deterministic=True, images=1000 * 50000) is False
+
+
+def test_deterministic_is_one_thread_in_the_caller_and_no_xla():
+    proto = session.config(deterministic=True, jit=True)
+    assert (proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads) == (1, -1)
+    assert proto.graph_options.optimizer_options.global_jit_level == 0
+
+
+def test_overrides_and_cpu_devices():
+    proto = session.config(cpu_devices=4, threads=(2, 1))
+    assert proto.device_count['CPU'] == 4
+    assert (proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads) == (2, 1)
+
+
+def test_jit_on_trains_the_whole_model_and_is_recorded(cifar_home, tmp_path):
+    logdir = str(tmp_path / 'run')
+    proc = run_allconvnet(['--epochs', '1', '--train-limit', '32', '--test-limit', '32',
+                           '--jit', 'on', '--quiet', '--logdir', logdir], cifar_home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = json.load(open(os.path.join(logdir, 'run.json')))
+    assert run['xla'] is True and run['args']['jit'] == 'on' and run['status'] == 'finished'
+    assert 'XLA on (--jit on)' in proc.stdout
+
+
+def test_jit_rejects_other_values(cifar_home):
+    proc = run_allconvnet(['--jit', 'yes'], cifar_home)
+    assert proc.returncode == 2
+    assert "argument --jit: invalid choice: 'yes'" in proc.stderr
