@@ -2,9 +2,13 @@
 # .venv first with setup.sh. Pass flags with ARGS, e.g. make train ARGS="--epochs 5".
 ARGS ?=
 
-.PHONY: setup train test bench docs rehearse-image lock-image
+.PHONY: setup data train test bench docs rehearse-image lock-image
 setup:
 	./setup.sh requirements.txt
+
+# Download and verify CIFAR-10 without training (what the first `make train` does anyway).
+data: setup
+	.venv/bin/python -m runkit.dataset
 
 train: setup
 	.venv/bin/python allconvnet.py $(ARGS)

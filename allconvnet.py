@@ -117,6 +117,25 @@ def main(argv=None):
     print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
                             if overridden else ''))
 
+    if not resumed:
+        problem = check_logdir(args.logdir, args.overwrite)
+        if problem:
+            return fail(problem)
+
+    # Splitting the dataset into train, test and validation set
+    # Fetched and verified before the session starts, so a bad cache fails before any GPU does.
+    try:
+        dataset.ensure()
+        try:
+            (X_train, y_train), (X_test, y_test) = cifar10.load_data()
+        except Exception as e:
+            raise dataset.diagnose(e)
+        dataset.validate(X_train, y_train, X_test, y_test)
+    except dataset.DatasetError as e:
+        return fail(str(e))
+    warning = session.newer_gpu_warning(session.cuda_gpus())
+    if warning:
+        print(warning, file=sys.stderr)
     # A session of our own, for --deterministic's single thread, --towers-on-cpu's devices and,
     # in long runs on a CPU-only machine, XLA, measured faster there (runkit/session.py).
     jit = session.use_jit(args.jit, args.deterministic,
@@ -142,25 +161,11 @@ def main(argv=None):
     else:
         print('Training on the CPU, no make_parallel (%d GPUs visible%s)'
               % (visible, '' if args.gpus == 'all' else ', --gpus 0'))
-    if not resumed:
-        problem = check_logdir(args.logdir, args.overwrite)
-        if problem:
-            return fail(problem)
     if args.seed is not None:
         random.seed(args.seed)
         np.random.seed(args.seed)
         tf.set_random_seed(args.seed)
 
-    # Splitting the dataset into train, test and validation set
-    try:
-        dataset.preflight()
-        try:
-            (X_train, y_train), (X_test, y_test) = cifar10.load_data()
-        except Exception as e:
-            raise dataset.diagnose(e)
-        dataset.validate(X_train, y_train, X_test, y_test)
-    except dataset.DatasetError as e:
-        return fail(str(e))
     # --train-limit / --test-limit: the first N samples, for short runs.
     X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     X_test, y_test = X_test[:args.test_limit], y_test[:args.test_limit]

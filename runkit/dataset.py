@@ -1,42 +1,174 @@
-"""The CIFAR-10 cache that keras.datasets.cifar10.load_data() reads: find it, check it, explain it.
+"""The CIFAR-10 cache that keras.datasets.cifar10.load_data() reads: fetch it, check it, explain it.
 
-Keras 1.2.2 verifies nothing. It downloads again unless
-~/.keras/datasets/cifar-10-batches-py.tar.gz exists (it checks existence only), untars it
-if cifar-10-batches-py/ is missing, and unpickles the six batches into fixed arrays, so a
-broken cache ends in an unpickling traceback or in silently wrong arrays. This module turns
-each of those failures into one message that names the file and says how to repair it.
+Keras 1.2.2's own download (keras.utils.data_utils.get_file) writes straight to the cache path,
+shows no progress (its Progbar is rebuilt on every block and never drawn), checks no MD5 after
+downloading, and afterwards only checks that the archive exists, so an interrupted download
+stays broken. `ensure` downloads to a temporary name instead, verifies the published MD5, and
+only then puts the archive and the unpacked folder where load_data() looks, so load_data()
+never downloads. A broken cache found later ends in one message naming the file at fault.
+
+    python -m runkit.dataset      fetch and verify without training (exit 0, or 2 and one line)
 """
-from __future__ import print_function
-
+import hashlib
 import os
 import pickle
+import shutil
+import socket
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
 
 import numpy as np
 
 NAME = 'cifar-10-batches-py'
-ORIGIN = 'http://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+# The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
+ORIGIN = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
+MD5 = 'c58f30108f718f92721af3b95e74349a'
+URL_VARIABLE, MD5_VARIABLE = 'ALLCONVNET_CIFAR10_URL', 'ALLCONVNET_CIFAR10_MD5'
 TRAIN_FILES = ['data_batch_%d' % i for i in range(1, 6)]
 TEST_FILE = 'test_batch'
 ROWS_PER_FILE = 10000
 
 
 class DatasetError(Exception):
-    """A broken or missing cache; str() is the one-line message for the user."""
+    """A broken, missing or undownloadable cache; str() is the one-line message for the user."""
 
 
 def cache_dir():
-    # Same rule as keras.utils.data_utils.get_file in Keras 1.2.2.
+    # Same rule as keras.utils.data_utils.get_file in Keras 1.2.2. `import keras` creates
+    # ~/.keras where it can; without it here, a fresh HOME would fall back to /tmp.
     base = os.path.expanduser(os.path.join('~', '.keras'))
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:
+        pass
     if not os.access(base, os.W_OK):
         base = os.path.join('/tmp', '.keras')
     return os.path.join(base, 'datasets')
 
 
+def manual_route(archive):
+    return ('to install it by hand, put cifar-10-python.tar.gz (from %s) at %s and rerun'
+            % (ORIGIN, archive))
+
+
 def repair_hint(datadir):
-    return ('Repair: delete %s and %s.tar.gz and rerun to download again, or put a good copy '
-            'of cifar-10-python.tar.gz (from %s) at %s.tar.gz; README "When things go wrong" '
-            'has the steps' % (os.path.join(datadir, NAME), os.path.join(datadir, NAME), ORIGIN,
-                               os.path.join(datadir, NAME)))
+    folder = os.path.join(datadir, NAME)
+    return 'Repair: delete %s and %s.tar.gz and rerun to download again, or %s' % (
+        folder, folder, manual_route(folder + '.tar.gz'))
+
+
+def file_md5(path):
+    digest = hashlib.md5()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url, path):
+    """url -> path, with Keras' progress bar; DatasetError (one line) on any failure."""
+    from keras.utils.generic_utils import Progbar  # imports TensorFlow: only when downloading
+    bar = []
+
+    def progress(blocks, block_size, total):
+        if total > 0:
+            bar or bar.append(Progbar(total))
+            bar[0].update(min(blocks * block_size, total))
+    print('Downloading CIFAR-10 from %s (170 MB, once)' % url)
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(60)  # urlretrieve has no timeout of its own; a stall must end
+    try:
+        urllib.request.urlretrieve(url, path, progress)
+    except urllib.error.ContentTooShortError as e:
+        raise DatasetError('download of %s was cut short: %s' % (url, e.reason))
+    except urllib.error.HTTPError as e:
+        raise DatasetError('download of %s failed: HTTP %d %s' % (url, e.code, e.reason))
+    except urllib.error.URLError as e:
+        # No network, a refused connection or an unknown host: name the way round it.
+        raise DatasetError('cannot reach %s (%s); %s' % (url, e.reason, manual_route(
+            os.path.join(cache_dir(), NAME + '.tar.gz'))))
+    except Exception as e:  # a reset or timeout midway; http.client's errors are not OSErrors
+        raise DatasetError('download of %s failed midway (%s: %s)' % (url, type(e).__name__, e))
+    finally:
+        socket.setdefaulttimeout(timeout)
+    print()
+
+
+def unpack(archive, datadir):
+    """Unpack the archive beside itself, as get_file(untar=True) does, but whole or not at all."""
+    folder = os.path.join(datadir, NAME)
+    work = tempfile.mkdtemp(prefix='.unpack-', dir=datadir)
+    try:
+        try:
+            with tarfile.open(archive, 'r:gz') as t:
+                t.extractall(work)
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DatasetError('could not unpack %s (%s: %s)' % (archive, type(e).__name__, e))
+        for name in TRAIN_FILES + [TEST_FILE]:
+            problem = check_batch(os.path.join(work, NAME, name))
+            if problem:
+                raise DatasetError('%s in %s %s' % (name, archive, problem))
+        os.rename(os.path.join(work, NAME), folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def ensure(url=None, md5=None):
+    """The unpacked cache folder, downloaded and verified first if it is not there yet.
+
+    `url` and `md5` default to $ALLCONVNET_CIFAR10_URL and $ALLCONVNET_CIFAR10_MD5, then to the
+    CIFAR-10 page's. An archive already at the cache path (the manual route) is verified and
+    unpacked the same way; a downloaded one that fails leaves nothing at the cache path.
+    """
+    url = url or os.environ.get(URL_VARIABLE) or ORIGIN
+    md5 = (md5 or os.environ.get(MD5_VARIABLE) or MD5).lower()
+    datadir = cache_dir()
+    folder = os.path.join(datadir, NAME)
+    archive = folder + '.tar.gz'
+    if os.path.exists(archive) and os.path.isdir(folder):
+        return folder  # load_data() reads it as it is; diagnose() explains a broken one
+    if os.path.isdir(folder):
+        raise DatasetError(
+            'found %s but not %s, which Keras 1.2.2 requires before it reads the folder '
+            '(otherwise it downloads again); create it with: tar -C %s -czf %s %s'
+            % (folder, archive, datadir, archive, NAME))
+    try:
+        os.makedirs(datadir, exist_ok=True)
+    except OSError as e:
+        raise DatasetError('cannot create the CIFAR-10 cache folder %s: %s' % (datadir, e.strerror))
+    downloaded = not os.path.exists(archive)
+    if downloaded:
+        part = tempfile.NamedTemporaryFile(prefix='.cifar-10-', suffix='.part', dir=datadir,
+                                           delete=False).name
+        try:
+            download(url, part)
+            found = file_md5(part)
+            if found != md5:
+                raise DatasetError('download of %s has MD5 %s, expected %s (truncated, or not '
+                                   'CIFAR-10)' % (url, found, md5))
+            os.replace(part, archive)
+        except KeyboardInterrupt:
+            raise DatasetError('download of %s interrupted; nothing was kept' % url)
+        finally:
+            if os.path.exists(part):
+                os.remove(part)
+    else:
+        found = file_md5(archive)
+        if found != md5:
+            raise DatasetError('%s has MD5 %s, expected %s. %s'
+                               % (archive, found, md5, repair_hint(datadir)))
+    try:
+        return unpack(archive, datadir)
+    except (DatasetError, KeyboardInterrupt) as e:
+        if downloaded:
+            os.remove(archive)
+        if isinstance(e, KeyboardInterrupt):
+            raise DatasetError('unpacking %s interrupted; nothing was kept' % archive)
+        raise DatasetError('%s. %s' % (e, repair_hint(datadir)))
 
 
 def check_batch(path):
@@ -60,27 +192,6 @@ def check_batch(path):
     return None
 
 
-def preflight():
-    """Before load_data(): refuse the states in which Keras would download or crash."""
-    datadir = cache_dir()
-    folder = os.path.join(datadir, NAME)
-    archive = folder + '.tar.gz'
-    if not os.path.exists(archive):
-        if os.path.isdir(folder):
-            raise DatasetError(
-                'found %s but not %s, which Keras 1.2.2 requires before it reads the folder '
-                '(otherwise it downloads again); create it with: tar -C %s -czf %s %s'
-                % (folder, archive, datadir, archive, NAME))
-        raise DatasetError(
-            'no CIFAR-10 cache at %s. Keras 1.2.2 would download %s (170 MB); if this machine '
-            'has no network, put cifar-10-python.tar.gz there by hand as %s, or build the cache '
-            'with ../shared/tools/cifar10_cache_from_jpg.py (see README)' % (archive, ORIGIN,
-                                                                             archive))
-    if not os.path.isdir(folder) and os.path.getsize(archive) == 0:
-        raise DatasetError('%s is empty (an interrupted download?). %s'
-                           % (archive, repair_hint(datadir)))
-
-
 def diagnose(error):
     """After load_data() raised `error`: a DatasetError naming the file at fault."""
     datadir = cache_dir()
@@ -99,17 +210,18 @@ def diagnose(error):
                                              repair_hint(datadir)))
 
 
-def validate(X_train, y_train, X_test, y_test):
+def validate(X_train, y_train, X_test, y_test, channels_first=False):
     """After load_data(): the arrays have CIFAR-10's shapes, dtype and label range."""
     folder = os.path.join(cache_dir(), NAME)
-    expected = [('X_train', X_train, (50000, 32, 32, 3)), ('X_test', X_test, (10000, 32, 32, 3)),
+    image = (3, 32, 32) if channels_first else (32, 32, 3)
+    expected = [('X_train', X_train, (50000,) + image), ('X_test', X_test, (10000,) + image),
                 ('y_train', y_train, (50000, 1)), ('y_test', y_test, (10000, 1))]
     for name, array, shape in expected:
         # Keras keeps the images uint8; the test labels come back as int64 from a list.
         kind_ok = array.dtype == np.uint8 if name.startswith('X') else array.dtype.kind in 'iu'
         if array.shape != shape or not kind_ok:
             raise DatasetError('cifar10.load_data() returned %s of shape %s and dtype %s, '
-                               'expected %s %s (is image_dim_ordering "tf"?); cache: %s'
+                               'expected %s %s; cache: %s'
                                % (name, array.shape, array.dtype, shape,
                                   'uint8' if name.startswith('X') else 'integers', folder))
     for name, labels in (('y_train', y_train), ('y_test', y_test)):
@@ -117,3 +229,17 @@ def validate(X_train, y_train, X_test, y_test):
             raise DatasetError('%s has labels outside 0..9 (%d..%d). %s'
                                % (name, labels.min(), labels.max(),
                                   repair_hint(cache_dir())))
+
+
+def main():
+    try:
+        folder = ensure()
+    except DatasetError as e:
+        sys.stderr.write('runkit.dataset: error: %s\n' % e)
+        return 2
+    print('CIFAR-10 is ready in %s' % folder)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

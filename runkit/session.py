@@ -64,3 +64,46 @@ def config(cpu_devices=None, deterministic=False, threads=None, jit=False):
     if jit and not deterministic:
         proto.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
     return proto
+
+
+def cuda_gpus():
+    """[(name, (major, minor))] of the GPUs the CUDA driver shows this process, read through
+    libcuda itself: cuInit creates no context, so no kernel is compiled yet. [] without a driver."""
+    import ctypes
+    try:
+        cuda = ctypes.CDLL('libcuda.so.1')
+    except OSError:
+        return []
+    count = ctypes.c_int()
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return []
+    gpus = []
+    for i in range(count.value):
+        device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+        name = ctypes.create_string_buffer(256)
+        cuda.cuDeviceGet(ctypes.byref(device), i)
+        cuda.cuDeviceGetName(name, 256, device)
+        # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76 (cuda.h).
+        cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device)
+        cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device)
+        gpus.append((name.value.decode(errors='replace'), (major.value, minor.value)))
+    return gpus
+
+
+def newer_gpu_warning(gpus, version=tf.__version__, with_cuda=None):
+    """One warning line when a GPU is newer than the official TF 1.15 build's kernels, else None.
+
+    The official wheels are built for CUDA 10.0 with kernels up to compute capability 7.0
+    (Volta); NVIDIA's TF1 build says so in its version (1.15.5+nv23.03) and supports Ampere
+    and Hopper (docs/docker.md)."""
+    if with_cuda is None:
+        with_cuda = tf.test.is_built_with_cuda()
+    newer = ['GPU %d (%s, compute capability %d.%d)' % (i, name, cc[0], cc[1])
+             for i, (name, cc) in enumerate(gpus) if cc >= (8, 0)]
+    if not newer or not with_cuda or '+nv' in version:
+        return None
+    return ('allconvnet.py: warning: %s is newer than the compute capability 7.0 that '
+            'TensorFlow %s (the official CUDA 10.0 build) has kernels for: expect the first '
+            'start to spend 30 minutes or more compiling them, and possibly '
+            'CUBLAS_STATUS_EXECUTION_FAILED; the image built from docker/ngc.Dockerfile '
+            '(NVIDIA\'s TF1 build) supports it, docs/docker.md' % (', '.join(newer), version))

@@ -41,3 +41,60 @@ def cpu_session():
     K.set_session(sess)
     yield sess
     K.clear_session()
+
+
+@pytest.fixture(scope='session')
+def mirror(cifar_home):
+    """A CIFAR-10 mirror on 127.0.0.1 serving the synthetic archive; yields (base URL, MD5).
+
+    Paths: /cifar-10-python.tar.gz (the archive), /corrupt.tar.gz (one byte flipped),
+    /short.tar.gz (the full Content-Length, a tenth of the body, then the connection closes);
+    anything else is a 404.
+    """
+    import hashlib
+    import http.server
+    import threading
+    archive = os.path.join(cifar_home, '.keras', 'datasets', 'cifar-10-batches-py.tar.gz')
+    size = os.path.getsize(archive)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path not in ('/cifar-10-python.tar.gz', '/corrupt.tar.gz', '/short.tar.gz'):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header('Content-Length', str(size))
+            self.end_headers()
+            sent = 0
+            with open(archive, 'rb') as f:
+                for block in iter(lambda: f.read(1 << 20), b''):
+                    if self.path == '/corrupt.tar.gz' and sent == 1 << 20:
+                        block = bytes([block[0] ^ 0xff]) + block[1:]
+                    if self.path == '/short.tar.gz' and sent >= size // 10:
+                        break
+                    self.wfile.write(block)
+                    sent += len(block)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with open(archive, 'rb') as f:
+        md5 = hashlib.md5(f.read()).hexdigest()
+    yield 'http://127.0.0.1:%d' % server.server_address[1], md5
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def refused_url():
+    """A loopback URL on a port that nothing listens on."""
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return 'http://127.0.0.1:%d/cifar-10-python.tar.gz' % port

@@ -12,7 +12,7 @@ from runkit import dataset
 @pytest.fixture
 def loaded(cifar_home, monkeypatch):
     monkeypatch.setenv('HOME', cifar_home)
-    dataset.preflight()
+    dataset.ensure()
     return cifar10.load_data()
 
 

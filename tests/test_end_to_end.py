@@ -11,11 +11,17 @@ from runkit.records import HISTORY_COLUMNS
 
 
 @pytest.fixture(scope='module', params=['single', 'two-towers'])
-def finished_run(request, cifar_home, tmp_path_factory):
+def finished_run(request, cifar_home, mirror, tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp('run') / request.param)
     extra = ['--towers-on-cpu', '--gpus', '2'] if request.param == 'two-towers' else []
+    home, env = cifar_home, None
+    if request.param == 'single':
+        # A first run on a fresh machine: an empty HOME, CIFAR-10 from a loopback mirror.
+        home = str(tmp_path_factory.mktemp('fresh-home'))
+        env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
+               'ALLCONVNET_CIFAR10_MD5': mirror[1]}
     proc = run_allconvnet(['--epochs', '2', '--train-limit', '200', '--test-limit', '64',
-                           '--seed', '3', '--quiet', '--logdir', logdir] + extra, cifar_home)
+                           '--seed', '3', '--quiet', '--logdir', logdir] + extra, home, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return logdir, proc, request.param
 
@@ -67,6 +73,14 @@ def test_checkpoints_load_without_custom_objects_and_predict(finished_run, cifar
         probs = model.predict(x)
         assert probs.shape == (3, 10)
         np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_first_run_downloads_then_trains(finished_run, mirror):
+    _, proc, kind = finished_run
+    downloaded = 'Downloading CIFAR-10 from %s/cifar-10-python.tar.gz' % mirror[0] in proc.stdout
+    assert downloaded == (kind == 'single')
+    if downloaded:  # the download comes before the session and the model
+        assert proc.stdout.index('Downloading') < proc.stdout.index('Total params')
 
 
 def test_prints_the_blog_progress_lines(finished_run):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
 
 from conftest import ROOT, run_allconvnet
@@ -16,6 +17,7 @@ CLUSTERS = r'''
 import sys
 sys.path.insert(0, %r)
 import numpy as np
+import pytest
 import tensorflow as tf
 from runkit import session
 x = tf.placeholder(tf.float32, (8, 16, 16, 3))
@@ -92,3 +94,28 @@ def test_jit_rejects_other_values(cifar_home):
     proc = run_allconvnet(['--jit', 'yes'], cifar_home)
     assert proc.returncode == 2
     assert "argument --jit: invalid choice: 'yes'" in proc.stderr
+
+
+def test_cuda_probe_reads_the_driver_without_a_session():
+    # Whatever this machine has: a list of (name, (major, minor)), and no TensorFlow device made.
+    gpus = session.cuda_gpus()
+    assert all(isinstance(n, str) and len(cc) == 2 and cc[0] >= 1 for n, cc in gpus)
+
+
+@pytest.mark.parametrize('gpus,version,with_cuda,warned', [
+    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5', True, True),
+    ([('Tesla V100', (7, 0)), ('NVIDIA H100', (9, 0))], '1.15.5', True, True),
+    ([('Tesla V100-SXM2-16GB', (7, 0))], '1.15.5', True, False),
+    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5+nv23.03', True, False),  # NVIDIA's TF1 build
+    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5', False, False),  # the CPU wheel uses no GPU
+    ([], '1.15.5', True, False),
+])
+def test_newer_gpu_warning_is_one_line_naming_gpu_and_alternative(gpus, version, with_cuda,
+                                                                  warned):
+    line = session.newer_gpu_warning(gpus, version, with_cuda)
+    assert (line is not None) == warned
+    if warned:
+        assert '\n' not in line and line.startswith('allconvnet.py: warning:')
+        assert 'GPU %d (%s, compute capability' % (len(gpus) - 1, gpus[-1][0]) in line
+        assert '30 minutes' in line and 'docker/ngc.Dockerfile' in line
+        assert 'Tesla V100' not in line

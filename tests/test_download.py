@@ -1,0 +1,115 @@
+"""Fetching CIFAR-10: runkit.dataset.ensure against a real HTTP server on 127.0.0.1 (conftest's
+`mirror`), serving the synthetic archive in CIFAR-10's on-disk format. No mock of the download."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from runkit import dataset
+
+
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    for name in (dataset.URL_VARIABLE, dataset.MD5_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def left_behind(home):
+    datadir = home / '.keras' / 'datasets'
+    return sorted(os.listdir(str(datadir))) if datadir.exists() else []
+
+
+def test_download_verifies_unpacks_and_is_read_by_keras(empty_home, mirror, capsys):
+    url, md5 = mirror
+    folder = dataset.ensure(url + '/cifar-10-python.tar.gz', md5)
+    datadir = empty_home / '.keras' / 'datasets'
+    assert folder == str(datadir / 'cifar-10-batches-py')
+    assert left_behind(empty_home) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
+    assert dataset.file_md5(folder + '.tar.gz') == md5
+    assert 'Downloading CIFAR-10 from %s' % url in capsys.readouterr().out
+    # Keras now finds both the archive and the folder, so it reads without downloading.
+    from keras.datasets import cifar10
+    (X_train, y_train), (X_test, y_test) = cifar10.load_data()
+    dataset.validate(X_train, y_train, X_test, y_test)
+    # A second call finds the cache and does nothing.
+    assert dataset.ensure('http://127.0.0.1:1/never-asked', md5) == folder
+
+
+def test_environment_names_mirror_and_checksum(empty_home, mirror, monkeypatch):
+    url, md5 = mirror
+    monkeypatch.setenv(dataset.URL_VARIABLE, url + '/cifar-10-python.tar.gz')
+    monkeypatch.setenv(dataset.MD5_VARIABLE, md5.upper())
+    assert os.path.isdir(dataset.ensure())
+
+
+@pytest.mark.parametrize('path,fragments', [
+    ('/corrupt.tar.gz', ['has MD5', 'expected c58f30108f718f92721af3b95e74349a']),
+    ('/short.tar.gz', ['was cut short', 'retrieval incomplete']),
+    ('/missing.tar.gz', ['HTTP 404']),
+])
+def test_failed_download_is_one_line_and_leaves_nothing(empty_home, mirror, path, fragments):
+    url = mirror[0] + path
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure(url, dataset.MD5)
+    message = str(e.value)
+    assert '\n' not in message and url in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert left_behind(empty_home) == []
+
+
+def test_published_md5_refuses_the_synthetic_archive_with_both_values(empty_home, mirror):
+    url, md5 = mirror
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure(url + '/cifar-10-python.tar.gz')
+    assert 'has MD5 %s, expected %s' % (md5, dataset.MD5) in str(e.value)
+    assert left_behind(empty_home) == []
+
+
+def test_refused_connection_names_the_manual_route(empty_home, refused_url):
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure(refused_url)
+    message = str(e.value)
+    assert 'cannot reach %s' % refused_url in message and 'Connection refused' in message
+    assert 'put cifar-10-python.tar.gz' in message
+    assert str(empty_home / '.keras' / 'datasets' / 'cifar-10-batches-py.tar.gz') in message
+    assert left_behind(empty_home) == []
+
+
+def test_unknown_host_names_the_manual_route(empty_home):
+    # .invalid never resolves (RFC 2606), with or without a network.
+    url = 'http://cifar10.invalid/cifar-10-python.tar.gz'
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure(url)
+    assert 'cannot reach %s' % url in str(e.value) and 'by hand' in str(e.value)
+
+
+def test_archive_put_by_hand_is_verified_and_unpacked(empty_home, mirror, cifar_home):
+    datadir = empty_home / '.keras' / 'datasets'
+    datadir.mkdir(parents=True)
+    good = os.path.join(cifar_home, '.keras', 'datasets', 'cifar-10-batches-py.tar.gz')
+    os.symlink(good, str(datadir / 'cifar-10-batches-py.tar.gz'))
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure('http://127.0.0.1:1/never-asked')  # the published MD5: refused
+    assert 'expected %s' % dataset.MD5 in str(e.value) and 'Repair: delete' in str(e.value)
+    assert left_behind(empty_home) == ['cifar-10-batches-py.tar.gz']  # the user's file stays
+    assert os.path.isdir(dataset.ensure('http://127.0.0.1:1/never-asked', mirror[1]))
+
+
+def test_command_line_fetches_or_fails_in_one_line(empty_home, mirror, refused_url):
+    env = dict(os.environ, HOME=str(empty_home), **{dataset.URL_VARIABLE: refused_url})
+    run = [sys.executable, '-m', 'runkit.dataset']
+    proc = subprocess.run(run, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('runkit.dataset: error: cannot reach')
+    env.update({dataset.URL_VARIABLE: mirror[0] + '/cifar-10-python.tar.gz',
+                dataset.MD5_VARIABLE: mirror[1]})
+    proc = subprocess.run(run, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    assert 'CIFAR-10 is ready in %s' % (empty_home / '.keras' / 'datasets') in proc.stdout
