@@ -1,22 +1,20 @@
 """The 2017 Keras 1 tutorial "All ConvNet: Striving for Simplicity", as a runnable script.
 
-It follows the blog post's code listing statement by statement, in the post's order, with
-the listing's gaps filled. A comment on a line says why it differs from the post and which
-source decided it; docs/blog-vs-repo.md lines the two up. Defaults are the post's settings
-(batch 32, 1000 epochs); `--recipe upstream` and `--recipe paper` train with the upstream
-repository's and the paper's instead (runkit/recipes.py, docs/recipes.md), and
-`python allconvnet.py --help` lists the overrides.
+The blog post's code listing, statement by statement in the post's order, with its gaps
+filled. Each `# blog:` comment says why the line below it differs from the post and which
+source decided it, in [brackets]; docs/blog-vs-repo.md lines the two up.
+runkit/ holds what a run needs around the listing; `python allconvnet.py --help` lists the
+flags, and `--recipe upstream|paper` trains with the upstream repository's or the paper's
+settings (docs/recipes.md).
 """
 # Importing the libraries and the dependencies
 from __future__ import print_function
 import os
-import random
 import sys
-# Keras 1.2.2 reads its backend from ~/.keras/keras.json, which may name Theano.
+# blog: Keras 1.2.2 reads its backend from ~/.keras/keras.json, which may name Theano, and
+# TF 1.15's INFO lines bury the progress bar. [repo]
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-# TF 1.15's INFO lines and deprecation notices about Keras 1.2.2's calls bury the progress.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
-import numpy as np
 import tensorflow as tf
 from keras.datasets import cifar10
 from keras.preprocessing.image import ImageDataGenerator
@@ -25,24 +23,11 @@ from keras.layers import Dropout, Activation, Convolution2D, GlobalAveragePoolin
 from keras.utils import np_utils
 from keras.optimizers import SGD
 from keras import backend as K
-from keras.regularizers import l2
+from keras.callbacks import ModelCheckpoint
 import pandas
-from make_parallel import make_parallel, count_devices
-from runkit import dataset, recipes, session
+from make_parallel import make_parallel
+from runkit import callbacks, dataset, guards, preprocess, recipes, records, resume, session
 from runkit.cli import parse_args
-from runkit.guards import (Diverged, EpochEndHoldsSignals, Interrupted, NaNGuard,
-                           raise_on_signals)
-from runkit.preprocess import fit as fit_preprocessing, preprocess
-from runkit.records import (AtomicModelCheckpoint, HistoryCSV, check_logdir, git_commit,
-                            machine, save_model_atomically, utc_now, versions,
-                            write_json)
-from runkit.resume import SaveState, restore_state
-from tools.curves import plot_run
-
-tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-
-# Upstream 9c5a2b4 (getcrest/All-Conv-Keras PR #3) pins the TF ordering: images are NHWC.
-K.set_image_dim_ordering('tf')
 
 # Configuring batch size, number of classes and the no of iterations
 batch_size = 32
@@ -52,130 +37,70 @@ rows, cols = 32, 32
 channels = 3
 
 
-def build_model(dropout=0.5, dropout_input=0., weight_decay=0.):
-    """All-CNN-C as the blog builds it, plus the layers the upstream repository adds.
-
-    The defaults are the blog's and upstream's model; the paper's recipe also drops input
-    pixels (`dropout_input`) and decays every kernel (`weight_decay`, its λ).
-    """
-    def kernel_decay():
-        # The paper's λ adds λw to each kernel's gradient, the loss term λ/2·||w||², which is
-        # Keras' l2(λ/2) (it adds l·sum(w²)). Biases are not decayed (docs/recipes.md).
-        return l2(weight_decay / 2.) if weight_decay else None
-    # (32, 32, 3), not the blog's (3, 32, 32): 'tf' ordering is NHWC (upstream issue #2, PR #5).
-    shape = {'input_shape': (rows, cols, channels)}
+# blog: the listing's model statements in a function, so that tools and tests can build the
+# model without training it. [repo]
+def build_model(recipe):
+    """All-CNN-C as the listing builds it, with the layers its prose and upstream add."""
     model = Sequential()
-    if dropout_input:
-        # The paper's dropout on the input image; the first layer takes the input shape.
-        model.add(Dropout(dropout_input, **shape))
-        shape = {}
-    model.add(Convolution2D(96, 3, 3, border_mode='same', W_regularizer=kernel_decay(), **shape))
-    # Each ReLU, Dropout and the softmax head below are from upstream c2af6a7 and the paper.
+    # blog: the paper's recipe drops 20% of the input pixels. [paper]
+    if recipe['dropout_input']:
+        model.add(Dropout(recipe['dropout_input'], input_shape=(rows, cols, channels)))
+    # blog: (32, 32, 3), not (3, 32, 32): the TF ordering is NHWC. [upstream issue #2; upstream PR #5]
+    model.add(Convolution2D(96, 3, 3, border_mode='same', input_shape=(rows, cols, channels)))
+    # blog: a ReLU after each non-strided convolution; the listing has no activation at all.
+    # [prose; upstream c2af6a7; paper]
     model.add(Activation('relu'))
-    model.add(Convolution2D(96, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
-    model.add(Activation('relu'))
-    # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
-    model.add(Convolution2D(96, 3, 3, border_mode='same', subsample=(2, 2), W_regularizer=kernel_decay()))
-    model.add(Dropout(dropout))
-    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
-    model.add(Activation('relu'))
-    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
+    model.add(Convolution2D(96, 3, 3, border_mode='same'))
     model.add(Activation('relu'))
     # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
-    model.add(Convolution2D(192, 3, 3, border_mode='same', subsample=(2, 2), W_regularizer=kernel_decay()))
-    model.add(Dropout(dropout))
-    model.add(Convolution2D(192, 3, 3, border_mode='same', W_regularizer=kernel_decay()))
+    model.add(Convolution2D(96, 3, 3, border_mode='same', subsample=(2, 2)))
+    # blog: dropout 0.5 after each stride-2 convolution. [upstream c2af6a7; paper]
+    model.add(Dropout(recipe['dropout']))
+    model.add(Convolution2D(192, 3, 3, border_mode='same'))
     model.add(Activation('relu'))
-    model.add(Convolution2D(192, 1, 1, border_mode='valid', W_regularizer=kernel_decay()))
+    model.add(Convolution2D(192, 3, 3, border_mode='same'))
     model.add(Activation('relu'))
-    model.add(Convolution2D(10, 1, 1, border_mode='valid', W_regularizer=kernel_decay()))
+    # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
+    model.add(Convolution2D(192, 3, 3, border_mode='same', subsample=(2, 2)))
+    model.add(Dropout(recipe['dropout']))
+    model.add(Convolution2D(192, 3, 3, border_mode='same'))
+    model.add(Activation('relu'))
+    model.add(Convolution2D(192, 1, 1, border_mode='valid'))
+    model.add(Activation('relu'))
+    model.add(Convolution2D(10, 1, 1, border_mode='valid'))
+    # blog: global average pooling and softmax, which the prose names and the listing lacks.
+    # [prose; upstream c2af6a7; paper]
     model.add(GlobalAveragePooling2D())
     model.add(Activation('softmax'))
+    # blog: the paper's weight decay λ on every kernel (the blog's and upstream's have none),
+    # added after the listing's layers so that they stay as published. [paper]
+    recipes.decay_kernels(model, recipe['weight_decay'])
     return model
 
 
-def draw_curves(logdir):
-    # Issue 4: every run leaves curves.png beside its history; a failed plot is only a warning.
-    if os.path.exists(os.path.join(logdir, 'history.csv')):
-        try:
-            plot_run(logdir)
-        except Exception as e:
-            print('Could not draw %s/curves.png: %s' % (logdir, e), file=sys.stderr)
-
-
-def fail(message, code=2):
-    sys.stderr.write('allconvnet.py: error: %s\n' % message)
-    return code
-
-
+# blog: the listing's top-level statements in main(), so that a failure can end in one line
+# and an exit code; flags and recipes, with the constants above as the blog's defaults. [repo]
 def main(argv=None):
     args, resumed = parse_args(argv, batch_size, nb_epoch)
-    # The settings come from one record (runkit/recipes.py); a resumed run keeps its own.
-    recipe, overridden = recipes.resolve(args)
-    if resumed and 'recipe' in resumed:
-        recipe, overridden = resumed['recipe'], resumed['overridden']
-    print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
-                            if overridden else ''))
-
-    if not resumed:
-        problem = check_logdir(args.logdir, args.overwrite)
-        if problem:
-            return fail(problem)
+    recipe, overridden = recipes.for_run(args, resumed, batch_size, nb_epoch)
+    records.check_logdir(args.logdir, args.overwrite, resumed)
 
     # Splitting the dataset into train, test and validation set
-    # Fetched and verified before the session starts, so a bad cache fails before any GPU does.
-    try:
-        dataset.ensure()
-        try:
-            (X_train, y_train), (X_test, y_test) = cifar10.load_data()
-        except Exception as e:
-            raise dataset.diagnose(e)
-        dataset.validate(X_train, y_train, X_test, y_test)
-    except dataset.DatasetError as e:
-        return fail(str(e))
-    warning = session.newer_gpu_warning(session.cuda_gpus())
-    if warning:
-        print(warning, file=sys.stderr)
-    # A session of our own, for --deterministic's single thread, --towers-on-cpu's devices and,
-    # in long runs on a CPU-only machine, XLA, measured faster there (runkit/session.py).
-    jit = session.use_jit(args.jit, args.deterministic,
-                          recipe['epochs'] * min(args.train_limit or 50000, 50000))
-    config = session.config(cpu_devices=max(args.gpus, 1) if args.towers_on_cpu else None,
-                            deterministic=args.deterministic, jit=jit)
-    K.set_session(tf.Session(config=config))
-    if jit:
-        print('XLA on (--jit %s): each new batch shape compiles once, 15-20 s on a 2-core CPU'
-              % args.jit)
-    device = '/cpu:%d' if args.towers_on_cpu else '/gpu:%d'
-    visible = count_devices(device)
-    gpu_count = visible if args.gpus == 'all' else args.gpus
-    if gpu_count > visible:
-        return fail('--gpus %d asks for more %s than the %d visible'
-                    % (gpu_count, 'CPU devices' if args.towers_on_cpu else 'GPUs', visible))
-    towers = max(gpu_count, 1)  # --gpus 0: the plain model on the CPU
-    kind = 'CPU device' if args.towers_on_cpu else 'GPU'
-    if towers > 1:
-        print('Training on %d %ss via make_parallel (%d visible)' % (towers, kind, visible))
-    elif gpu_count == 1:
-        print('Training on 1 %s, no make_parallel needed (%d visible)' % (kind, visible))
-    else:
-        print('Training on the CPU, no make_parallel (%d GPUs visible%s)'
-              % (visible, '' if args.gpus == 'all' else ', --gpus 0'))
-    if args.seed is not None:
-        random.seed(args.seed)
-        np.random.seed(args.seed)
-        tf.set_random_seed(args.seed)
-
-    # --train-limit / --test-limit: the first N samples, for short runs.
+    # blog: the image ordering pinned to TensorFlow's NHWC. [upstream 9c5a2b4]
+    K.set_image_dim_ordering('tf')
+    # blog: CIFAR-10 downloaded and MD5-verified before any GPU starts, and a broken cache
+    # explained in one line. [repo]
+    with dataset.explained():
+        (X_train, y_train), (X_test, y_test) = cifar10.load_data()
+    # blog: the arrays checked for CIFAR-10's shapes, types and labels. [repo]
+    dataset.validate(X_train, y_train, X_test, y_test)
+    # blog: --train-limit and --test-limit keep the first N images, for short runs. [repo]
     X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     X_test, y_test = X_test[:args.test_limit], y_test[:args.test_limit]
-    # Scaled to [0, 1] as upstream c2af6a7 does (the blog feeds raw 0-255 values), or the
-    # paper's GCN + ZCA, fitted on the training images once, before any augmentation.
-    preprocessing = recipe['preprocessing']
-    if not resumed:
-        fit_preprocessing(X_train, preprocessing, args.logdir)
-    X_train = preprocess(X_train, preprocessing, args.logdir)
-    X_test = preprocess(X_test, preprocessing, args.logdir)
+    # blog: pixels scaled to [0, 1] (the listing feeds raw 0-255 values), or the paper's
+    # GCN + ZCA fitted on the training images. [upstream c2af6a7; paper]
+    X_train, X_test = preprocess.inputs(recipe['preprocessing'], X_train, X_test, args.logdir,
+                                        fitted=bool(resumed))
     print('X_train shape:', X_train.shape)
     print(X_train.shape[0], 'train samples')
     print(X_test.shape[0], 'test samples')
@@ -184,95 +109,55 @@ def main(argv=None):
     Y_test = np_utils.to_categorical(y_test, nb_classes)
 
     # Building the model
-    model = build_model(recipe['dropout'], recipe['dropout_input'], recipe['weight_decay'])
-    template = model
-    model = make_parallel(model, towers, device=device)
+    # blog: our own session (devices, threads, XLA), made after the data is in hand. [repo]
+    placed = session.setup(args, recipe)
+    model = template = build_model(recipe)
+    # blog: every visible GPU (--gpus), not 4; one device trains the plain model. [prose]
+    model = make_parallel(model, placed.towers, device=placed.device)
+    # blog: towers repeat the template's weight penalties; count them once. [Keras 1.2.2 API]
     recipes.count_weight_decay_once(template)
     sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
-    # As published, compile gets the string 'sgd', not the object above, so Keras trains with
-    # its default SGD (lr 0.01, no momentum, no decay); upstream PR #1 (dca8f05) found this.
-    # --pass-sgd-object compiles with the object above; upstream and paper build their own.
+    # blog: the post compiles with the string 'sgd', so Keras trains with its default SGD
+    # (lr 0.01, no momentum); kept, --pass-sgd-object passes the object. [upstream PR #1]
     optimizer = recipes.compile_argument(recipe['optimizer'], sgd)
     model.compile(loss='categorical_crossentropy', optimizer=optimizer, metrics=['accuracy'])
-    # The template's summary: the parallel wrapper's would hide the layers.
+    # blog: the summary of the single-device model, without the stray None. [Keras 1.2.2 API]
     template.summary()
 
     # Data augmentation
-    # The blog recipe's arguments are the listing's, line for line (runkit/recipes.py).
+    # blog: the recipe's arguments; the blog recipe's are the listing's, verbatim, in
+    # runkit/recipes.py. [upstream d642d15; paper]
     datagen = ImageDataGenerator(**recipe['augmentation'])
 
     # Saving the best weights and adding checkpoints into our model
-    # The blog never defines filepath; upstream c2af6a7 used "weights.hdf5".
+    # blog: the listing never defines filepath. [upstream c2af6a7]
     filepath = os.path.join(args.logdir, 'weights.best.hdf5')
-    # Atomic: a crash while saving leaves the previous best in place.
-    checkpoint = AtomicModelCheckpoint(filepath, monitor='val_acc', verbose=1, save_best_only=True, save_weights_only=False, mode='max')
-    run = resumed or {
-        'argv': list(sys.argv[1:] if argv is None else argv), 'args': vars(args),
-        'started': utc_now(), 'seed': args.seed, 'git_commit': git_commit(),
-        'versions': versions(), 'machine': machine(), 'last_epoch': 0}
-    run.update(status='running', towers=towers, preprocessing=preprocessing, xla=jit,
-               threads=[config.intra_op_parallelism_threads, config.inter_op_parallelism_threads],
-               recipe_name=args.recipe, recipe=recipe, overridden=overridden,
-               devices=[device % i for i in range(towers)] if towers > 1 else ['default'],
-               optimizer={'class_name': type(model.optimizer).__name__,
-                          'config': model.optimizer.get_config(),
-                          'compiled_with': "string 'sgd'" if optimizer == 'sgd' else 'sgd object',
-                          'note': "the blog builds SGD(lr=0.1, decay=1e-6, momentum=0.9, "
-                                  "nesterov=True) but compiles with optimizer='sgd', so this "
-                                  "config is what really trains" if optimizer == 'sgd' else
-                                  "the recipe's SGD object; lr is the starting rate of any "
-                                  "lr_schedule"})
-    run_json = os.path.join(args.logdir, 'run.json')
-    history_csv = os.path.join(args.logdir, 'history.csv')
-    initial_epoch = 0
-    if resumed:
-        initial_epoch = restore_state(template, model, os.path.join(args.logdir, 'state.h5'))
-        history = pandas.read_csv(history_csv)
-        history = history[history.epoch <= initial_epoch]
-        history.to_csv(history_csv, index=False)
-        if len(history) and os.path.exists(filepath):
-            checkpoint.best = float(history.val_acc.max())
-        run.setdefault('resumed_at_epoch', []).append(initial_epoch)
-        print('Resuming %s after epoch %d' % (args.logdir, initial_epoch))
-    write_json(run_json, run)
-
-    def epoch_saved(epoch):
-        run['last_epoch'] = epoch
-        write_json(run_json, run)
-
-    callbacks_list = [EpochEndHoldsSignals([
-        HistoryCSV(history_csv, model.optimizer, nb_epoch=recipe['epochs']), checkpoint,
-        SaveState(template, model.optimizer, os.path.join(args.logdir, 'state.h5'), epoch_saved)]),
-        NaNGuard()]
-    if recipe['lr_schedule']:  # the paper's steps; set before each epoch, also after --resume
-        callbacks_list.insert(0, recipes.StepSchedule(model.optimizer, recipe['optimizer']['lr'],
-                                                      recipe['lr_schedule']))
-    raise_on_signals()
+    # blog: written to a temporary name and renamed, so a crash keeps the previous best. [repo]
+    checkpoint = callbacks.AtomicModelCheckpoint(filepath, monitor='val_acc', verbose=1, save_best_only=True, save_weights_only=False, mode='max')
+    # blog: run.json, history.csv after every epoch, state.h5 for --resume, the paper's lr
+    # steps and the NaN and signal guards around the checkpoint. [prose; upstream c2af6a7; paper]
+    run = records.start_run(argv, args, resumed, recipe, overridden, placed, model)
+    initial_epoch = resume.restore(run, template, model, checkpoint) if resumed else 0
+    callbacks_list = callbacks.around([checkpoint], run, template, model.optimizer)
     # Fit the model on the batches generated by datagen.flow().
-    try:
-        history_callback = model.fit_generator(datagen.flow(X_train, Y_train, batch_size=recipe['batch_size'], seed=args.seed), samples_per_epoch=X_train.shape[0], nb_epoch=recipe['epochs'], validation_data=(X_test, Y_test), callbacks=callbacks_list, verbose=0 if args.quiet else 1, initial_epoch=initial_epoch)
-    except Diverged as e:
-        run.update(status='diverged', ended=utc_now(), error=str(e))
-        write_json(run_json, run)
-        draw_curves(args.logdir)
-        return fail('%s; history up to the last finished epoch is in %s' % (e, history_csv), 3)
-    except Interrupted as e:
-        run.update(status='interrupted', ended=utc_now(), signal=e.signum)
-        write_json(run_json, run)
-        draw_curves(args.logdir)
-        print('\nInterrupted; every finished epoch is in %s. Continue with: python allconvnet.py '
-              '--resume %s' % (history_csv, args.logdir), file=sys.stderr)
-        return 128 + e.signum
+    # blog: the recipe's batch size and epochs, the seed, resume, and a progress bar unless
+    # --quiet (the listing has verbose=0). [repo; Keras 1.2.2 API]
+    with records.outcome(run):
+        history_callback = model.fit_generator(
+            datagen.flow(X_train, Y_train, batch_size=recipe['batch_size'], seed=args.seed),
+            samples_per_epoch=X_train.shape[0], nb_epoch=recipe['epochs'],
+            validation_data=(X_test, Y_test), callbacks=callbacks_list,
+            verbose=0 if args.quiet else 1, initial_epoch=initial_epoch)
 
     # Finally taking the log of the training process and saving our model
-    # history.csv already holds one row per epoch (HistoryCSV); the final model is the template.
-    save_model_atomically(template, os.path.join(args.logdir, 'model.h5'))
-    run.update(status='finished', ended=utc_now())
-    write_json(run_json, run)
-    draw_curves(args.logdir)
-    print('Finished: %s' % args.logdir)
+    # blog: the post's code block here is missing; upstream c2af6a7 saves the model and
+    # history.csv. history.csv already has a row per epoch; the model is the template,
+    # saved whole or not at all. [prose; upstream c2af6a7]
+    records.save_model_atomically(template, os.path.join(args.logdir, 'model.h5'))
+    records.finish_run(run, history_callback)
     return 0
 
 
+# blog: a refusal, a divergence or a signal ends in one line on stderr and an exit code. [repo]
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(guards.exit_code(main))

@@ -13,8 +13,6 @@ follow later practice, each marked where it happens:
 `device` is a template for the tower devices; tests set it to '/cpu:%d' on a
 session made with `tf.ConfigProto(device_count={'CPU': N})`.
 """
-from __future__ import print_function
-
 import tensorflow as tf
 from keras import backend as K
 from keras.layers import merge
@@ -22,6 +20,7 @@ from keras.layers.core import Lambda
 from keras.models import Model
 
 
+# blog: how many devices of a kind the session has, to check the tower count. [Keras 2.0.9 multi_gpu_model]
 def count_devices(device='/gpu:%d'):
     """How many devices of the template's type ('GPU' or 'CPU') the Keras session has."""
     kind = 'GPU' if 'gpu' in device.lower() else 'CPU'
@@ -29,21 +28,29 @@ def count_devices(device='/gpu:%d'):
     return sum(1 for d in K.get_session().list_devices() if d.device_type == kind)
 
 
+# blog: at module level rather than nested in make_parallel, the same function. [keras-extras 23fb548]
 def get_slice(data, idx, parts):
-    """Rows [idx * step, (idx + 1) * step) of the batch; the last part also takes the rest."""
     shape = tf.shape(data)
-    batch = shape[:1]
-    step = batch // parts
-    # keras-extras used `batch // parts` rows for every tower and dropped the remainder.
-    size = step if idx < parts - 1 else batch - step * idx
-    # TF >= 1.0 argument order: tf.concat(values, axis); the blog has tf.concat(0, values).
-    begin = tf.concat([step * idx, shape[1:] * 0], axis=0)
-    size = tf.concat([size, shape[1:]], axis=0)
-    return tf.slice(data, begin, size)
+    # blog: TF 1.x takes tf.concat(values, axis); the post's pre-1.0 tf.concat(0, values) fails
+    # with "Expected int32, got list containing Tensors" (keras-extras issue #8). [TF 1.15 API;
+    # keras-extras 23fb548]
+    size = tf.concat([shape[:1] // parts, shape[1:]], axis=0)
+    # blog: the same TF 1.x argument order. [TF 1.15 API]
+    stride = tf.concat([shape[:1] // parts, shape[1:] * 0], axis=0)
+    start = stride * idx
+    # blog: the last tower also takes the batch's remainder, which keras-extras dropped.
+    # [Keras 2.0.9 multi_gpu_model; keras-extras issue #7]
+    if idx == parts - 1:
+        size = tf.concat([shape[:1] - start[:1], shape[1:]], axis=0)
+    return tf.slice(data, start, size)
 
 
+# blog: `device` ('/gpu:%d', the post's placement, by default) lets tests and --towers-on-cpu
+# put the towers on virtual CPU devices. [repo]
 def make_parallel(model, gpu_count, device='/gpu:%d'):
     """One copy of `model` per device, each fed a slice of the batch; outputs joined on /cpu:0."""
+    # blog: one device returns the model itself (Keras 1.2.2's merge refuses one input), and
+    # more towers than devices fail naming both numbers. [Keras 1.2.2 API; Keras 2.0.9 multi_gpu_model]
     if gpu_count < 1:
         raise ValueError('make_parallel needs gpu_count >= 1, got %d' % gpu_count)
     if gpu_count == 1:
@@ -56,24 +63,28 @@ def make_parallel(model, gpu_count, device='/gpu:%d'):
 
     outputs_all = []
     for i in range(len(model.outputs)):
+        # blog: the three lines the published listing lost, from keras-extras. [keras-extras 23fb548]
         outputs_all.append([])
 
-    # Place a copy of the model on each device, each getting a slice of the batch
+    # Place a copy of the model on each GPU, each getting a slice of the batch
     for i in range(gpu_count):
+        # blog: the `device` template, '/gpu:%d' unless the towers are virtual CPUs. [repo]
         with tf.device(device % i):
-            with tf.name_scope('tower_%d' % i):
+            with tf.name_scope('tower_%d' % i) as scope:
                 inputs = []
-                # Slice each input into a piece for processing on this device
+                # Slice each input into a piece for processing on this GPU
                 for x in model.inputs:
                     input_shape = tuple(x.get_shape().as_list())[1:]
                     slice_n = Lambda(get_slice, output_shape=input_shape,
                                      arguments={'idx': i, 'parts': gpu_count})(x)
+                    # blog: a line the published listing lost. [keras-extras 23fb548]
                     inputs.append(slice_n)
                 outputs = model(inputs)
                 if not isinstance(outputs, list):
                     outputs = [outputs]
                 # Save all the outputs for merging back together later
                 for l in range(len(outputs)):
+                    # blog: a line the published listing lost. [keras-extras 23fb548]
                     outputs_all[l].append(outputs[l])
 
     # merge outputs on CPU
@@ -81,8 +92,10 @@ def make_parallel(model, gpu_count, device='/gpu:%d'):
         merged = []
         for outputs in outputs_all:
             merged.append(merge(outputs, mode='concat', concat_axis=0))
+        # blog: the callbacks (the checkpoint) see the single-device template, whose weights
+        # load without the Lambda wrapper. [Keras 2.1.0 multi_gpu_model]
         parallel = Model(input=model.inputs, output=merged)
-    # Callbacks (the checkpoint) see the template, whose weights load without the
-    # Lambda wrapper; Keras 2.1's multi_gpu_model docstring gives the same advice.
-    parallel.callback_model = model
-    return parallel
+        # blog: the callbacks (the checkpoint) see the single-device template, whose weights
+        # load without the Lambda wrapper. [Keras 2.1.0 multi_gpu_model]
+        parallel.callback_model = model
+        return parallel

@@ -16,7 +16,6 @@ Exit codes: 0 every image classified; 1 some images could not be read (one `pred
 error:` line each on stderr, the others are still reported); 2 bad usage, a weights file that
 is not a checkpoint of this model, or a run directory without checkpoint or run.json.
 """
-from __future__ import print_function
 
 import contextlib
 import io
@@ -32,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from runkit.argtypes import Parser, positive_int
-from runkit.preprocess import BLOG, preprocess
+from runkit.preprocess import SCALE_255, preprocess
 
 # CIFAR-10's label order (batches.meta).
 CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
@@ -79,7 +78,7 @@ def read_preprocessing(logdir):
         raise PredictError('%s is not a run record' % record)
     if 'preprocessing' not in run:
         # Runs made before the record existed all scaled by 1/255: it was the only choice then.
-        return BLOG, ('%s predates the preprocessing record; using the blog\'s scaling by '
+        return SCALE_255, ('%s predates the preprocessing record; using the blog\'s scaling by '
                       '1/255, the only preprocessing such runs had' % record)
     spec = run['preprocessing']
     if not isinstance(spec, dict) or 'name' not in spec:

@@ -1,19 +1,20 @@
-"""The image's Python pins: requirements.txt with tensorflow swapped for tensorflow-gpu, and the
-hash locks checked against them.
+"""The images' Python pins: requirements.txt with tensorflow swapped for tensorflow-gpu, the hash
+locks checked against them, and the subset that NVIDIA's TF1 image (docker/ngc.Dockerfile) adds.
 
 requirements.txt stays the one place where a version is chosen. The image cannot install it as
 it is (the `tensorflow` wheel is CPU-only from 1.15.2 on; the GPU kernels are in
 `tensorflow-gpu` at the same version), so this module derives the image's list from it, and
-refuses a hash lock (docker/requirements-gpu.lock) whose pins are not exactly that list. Three
+refuses a hash lock (docker/requirements-gpu.lock) whose pins are not exactly that list. Its
 callers share it, so that they cannot disagree: docker/install-requirements.sh at build time
-(and in the rehearsal), tools/lock_image_requirements.py when it writes the locks, and
-tests/test_dockerfile.py.
+(and in the rehearsal), docker/ngc.Dockerfile, tools/lock_image_requirements.py when it writes
+the locks, and tests/test_dockerfile.py.
 
 Standard library only, Python 3.5+: the image runs it with a bare venv, before pip installs
 anything.
 
     python docker/image_requirements.py derive requirements.txt
     python docker/image_requirements.py check requirements.txt docker/requirements-gpu.lock
+    python docker/image_requirements.py ngc requirements.txt      (inside NVIDIA's image)
 """
 import re
 import sys
@@ -26,6 +27,21 @@ BOOTSTRAP = [('pip', '22.0.4'), ('setuptools', '47.1.0')]
 
 CPU_PACKAGE = 'tensorflow'
 GPU_PACKAGE = 'tensorflow-gpu'
+
+# NVIDIA's TF1 image brings TensorFlow 1.15.5 built against its own numpy (1.22.2 in public
+# build notes for nv23.03; requirements.txt pins 1.18.5, which that build cannot load) and its
+# own versions of TensorFlow's other requirements (NVIDIA's setup.py asks for gast 0.3.3, not
+# 0.2.2). docker/ngc.Dockerfile keeps all of them as NVIDIA installed them: these are
+# tensorflow 1.15.5's requirements, closed over (tests/test_dockerfile.py checks them against the
+# venv's metadata), and scipy, built against that numpy too. h5py, which TensorFlow's
+# keras-applications names, is not kept: Keras 1.2.2 needs requirements.txt's h5py < 3.
+NGC_KEEPS = frozenset([
+    'tensorflow', 'tensorflow-estimator', 'tensorboard', 'numpy', 'scipy', 'protobuf',
+    'absl-py', 'astor', 'gast', 'google-pasta', 'grpcio', 'keras-applications',
+    'keras-preprocessing', 'opt-einsum', 'six', 'termcolor', 'wheel', 'wrapt', 'markdown',
+    'markupsafe', 'werkzeug', 'importlib-metadata', 'zipp', 'typing-extensions', 'setuptools'])
+# What NVIDIA's TensorFlow may be called in its image.
+NGC_TENSORFLOW = ('tensorflow', 'nvidia-tensorflow')
 
 _PIN = re.compile(r'^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)$')
 
@@ -100,6 +116,41 @@ def gpu_pins(requirements_text):
     return swapped
 
 
+def ngc_pins(requirements_text, installed):
+    """(pins to install, [(name, pinned, installed version)] kept) for NVIDIA's TF1 image.
+
+    requirements.txt's pins, less those of NGC_KEEPS that the image has (`installed(name)` is
+    its version or None). One it lacks is installed at requirements.txt's pin; TensorFlow
+    itself never is.
+    """
+    install, kept = [], []
+    for name, version in parse_pins(requirements_text):
+        key = canonical(name)
+        if key in NGC_KEEPS:
+            names = NGC_TENSORFLOW if key == CPU_PACKAGE else (name,)
+            have = next((v for v in map(installed, names) if v), None)
+            if have:
+                kept.append((name, version, have))
+                continue
+            if key == CPU_PACKAGE:
+                raise PinError('the base image has no TensorFlow: docker/ngc.Dockerfile expects '
+                               'NVIDIA\'s TF1 image (nvcr.io/nvidia/tensorflow:*-tf1-py3)')
+        install.append((name, version))
+    return install, kept
+
+
+def installed_version(name):
+    """The installed version of distribution `name`, or None."""
+    try:
+        from importlib import metadata  # Python 3.8+, as in NVIDIA's image
+    except ImportError:
+        import importlib_metadata as metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def disagreements(expected, lock_pins):
     """Human-readable differences between two pin lists (order included); [] if equal."""
     want = [(canonical(n), v) for n, v in expected]
@@ -142,6 +193,15 @@ def main(argv):
                                 '\n  '.join(problems)))
             return 1
         print('%s: %d pins, all from %s' % (argv[2], len(lock), argv[1]))
+        return 0
+    if len(argv) == 2 and argv[0] == 'ngc':
+        with open(argv[1]) as f:
+            install, kept = ngc_pins(f.read(), installed_version)
+        for name, pinned, have in kept:
+            sys.stderr.write('ngc: keeping the image\'s %s %s (requirements.txt: %s)\n'
+                             % (name, have, pinned))
+        for name, version in install:
+            print('%s==%s' % (name, version))
         return 0
     sys.stderr.write(__doc__.split('\n\n')[-1])
     return 2

@@ -1,4 +1,4 @@
-"""Argument types and the one-line-error parser shared by allconvnet.py and predict.py.
+"""Argument types and the one-line-error parser shared by allconvnet.py, predict.py and tools/.
 
 Kept free of Keras and TensorFlow imports, so that a usage error is instant and quiet.
 """
@@ -40,3 +40,25 @@ def positive_float(text):
 
 def non_negative_float(text):
     return _float(text, lambda v: v >= 0, '0 or more')
+
+
+def comma_list(choices):
+    """A type for 'a,b,c' with every item one of `choices`; it returns the list."""
+    def parse(text):
+        items = [item.strip() for item in text.split(',') if item.strip()]
+        if not items or set(items) - set(choices):
+            raise argparse.ArgumentTypeError('%r: give a comma-separated list of %s'
+                                             % (text, ', '.join(choices)))
+        return items
+    return parse
+
+
+def assignment(value_type, keys=None):
+    """A type for KEY=VALUE, KEY one of `keys` when given; it returns (KEY, value_type(VALUE))."""
+    def parse(text):
+        key, sep, value = text.partition('=')
+        if not sep or not key or (keys and key not in keys):
+            raise argparse.ArgumentTypeError('%r: write KEY=VALUE%s' % (
+                text, ' with KEY one of ' + ', '.join(keys) if keys else ''))
+        return key, value_type(value)
+    return parse

@@ -2,7 +2,6 @@
 
 Every refusal is one line on stderr and exit code 2 (argparse's convention), with no traceback.
 """
-from __future__ import print_function
 
 import argparse
 import datetime

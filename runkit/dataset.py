@@ -9,6 +9,7 @@ never downloads. A broken cache found later ends in one message naming the file 
 
     python -m runkit.dataset      fetch and verify without training (exit 0, or 2 and one line)
 """
+import contextlib
 import hashlib
 import os
 import pickle
@@ -22,6 +23,8 @@ import urllib.request
 
 import numpy as np
 
+from runkit import Refused
+
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
 ORIGIN = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
@@ -32,7 +35,7 @@ TEST_FILE = 'test_batch'
 ROWS_PER_FILE = 10000
 
 
-class DatasetError(Exception):
+class DatasetError(Refused):
     """A broken, missing or undownloadable cache; str() is the one-line message for the user."""
 
 
@@ -229,6 +232,17 @@ def validate(X_train, y_train, X_test, y_test, channels_first=False):
             raise DatasetError('%s has labels outside 0..9 (%d..%d). %s'
                                % (name, labels.min(), labels.max(),
                                   repair_hint(cache_dir())))
+
+
+@contextlib.contextmanager
+def explained():
+    """Around cifar10.load_data(): fetch and verify first, then name the file at fault if it
+    fails (validate() checks the arrays it returned)."""
+    ensure()
+    try:
+        yield
+    except Exception as e:
+        raise diagnose(e) from None
 
 
 def main():

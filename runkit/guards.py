@@ -3,26 +3,16 @@
 Keras 1.2.2 has no TerminateOnNaN (it arrived in Keras 2.0.5), and its fit_generator checks
 `stop_training` only between epochs, so the guard raises to stop at the bad batch itself.
 """
-from __future__ import print_function
-
+import os
 import signal
+import sys
 
 import numpy as np
 from keras.callbacks import Callback, CallbackList
 
+from runkit import Diverged, Interrupted, Refused
+
 _held = {'depth': 0, 'pending': None}
-
-
-class Diverged(Exception):
-    """The training loss became NaN or infinite."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; `signum` says which."""
-
-    def __init__(self, signum):
-        super(Interrupted, self).__init__(signum)
-        self.signum = signum
 
 
 class NaNGuard(Callback):
@@ -57,7 +47,7 @@ class EpochEndHoldsSignals(Callback):
     """
 
     def __init__(self, callbacks):
-        super(EpochEndHoldsSignals, self).__init__()
+        super().__init__()
         self.inner = CallbackList(callbacks)
         for name in ('on_epoch_begin', 'on_batch_begin', 'on_batch_end', 'on_train_begin',
                      'on_train_end'):
@@ -78,3 +68,20 @@ class EpochEndHoldsSignals(Callback):
         if not _held['depth'] and _held['pending'] is not None:
             signum, _held['pending'] = _held['pending'], None
             raise Interrupted(signum)
+
+
+def exit_code(main, prog='allconvnet.py'):
+    """main()'s exit code; a refusal, a divergence or a signal ends in one line on stderr."""
+    try:
+        return main()
+    except Refused as e:
+        sys.stderr.write('%s: error: %s\n' % (prog, e))
+        return 2
+    except Diverged as e:
+        sys.stderr.write('%s: error: %s\n' % (prog, e))
+        return 3
+    except Interrupted as e:
+        logdir = getattr(e, 'logdir', 'LOGDIR')
+        sys.stderr.write('\nInterrupted; every finished epoch is in %s. Continue with: python '
+                         '%s --resume %s\n' % (os.path.join(logdir, 'history.csv'), prog, logdir))
+        return 128 + e.signum

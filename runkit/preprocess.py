@@ -9,8 +9,11 @@ import os
 
 import numpy as np
 
-# The blog never scales its inputs; the upstream repository divides by 255 (c2af6a7).
-BLOG = {'name': 'scale', 'scale': 1. / 255}
+from runkit.records import replace_atomically
+
+# The blog never scales its inputs; the upstream repository divides by 255 (c2af6a7), and
+# the blog and upstream recipes follow it.
+SCALE_255 = {'name': 'scale', 'scale': 1. / 255}
 
 # The paper whitens and contrast-normalises CIFAR-10 "as in Goodfellow et al. 2013" (maxout).
 # That preprocessing is pylearn2's scripts/datasets/make_cifar10_gcn_whitened.py:
@@ -104,10 +107,18 @@ def fit(X, spec, logdir):
     if spec['name'] != 'gcn_zca':
         raise ValueError('unknown preprocessing %r' % (spec['name'],))
     mean, W = fit_zca(gcn(X, spec['gcn_scale']), spec['zca_bias'])
-    path = fitted_path(spec, logdir)
-    with open(path + '.tmp', 'wb') as f:
-        np.savez(f, mean=mean, W=W, fitted_on=len(X))
-    os.replace(path + '.tmp', path)
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            np.savez(f, mean=mean, W=W, fitted_on=len(X))
+    replace_atomically(write, fitted_path(spec, logdir))
+
+
+def inputs(spec, X_train, X_test, logdir, fitted=False):
+    """(X_train, X_test) as model input; fits `spec` on X_train first unless it was `fitted`
+    already (a resumed run reuses what it fitted)."""
+    if not fitted:
+        fit(X_train, spec, logdir)
+    return preprocess(X_train, spec, logdir), preprocess(X_test, spec, logdir)
 
 
 def preprocess(X, spec, logdir=None):

@@ -15,9 +15,11 @@ import copy
 
 from keras import backend as K
 from keras.callbacks import Callback
+from keras.layers import Convolution2D
+from keras.regularizers import l2
 from keras.optimizers import SGD
 
-from runkit.preprocess import BLOG as SCALE_255, GCN_ZCA
+from runkit.preprocess import SCALE_255, GCN_ZCA
 
 NAMES = ('blog', 'upstream', 'paper')
 SGD_ARGS = ('lr', 'momentum', 'decay', 'nesterov')
@@ -37,11 +39,13 @@ RECIPES = {
         'dropout_input': 0.,  # listing: no dropout at all; upstream c2af6a7: none on the input
         'dropout': 0.5,  # listing: none; upstream c2af6a7: Dropout(0.5) after each stride 2
         'weight_decay': 0.,  # listing: none
-        'epochs': 1000,  # listing: nb_epoch = 1000
-        'batch_size': 32,  # listing: batch_size = 32
+        # listing: nb_epoch = 1000 and batch_size = 32, allconvnet.py's constants, which fill
+        # these two (resolve), so that editing them there changes the run as the post invites.
+        'epochs': None,
+        'batch_size': None,
         'preprocessing': SCALE_255,  # listing: raw 0-255; upstream c2af6a7: X /= 255
         # listing: its ImageDataGenerator arguments, verbatim with their comments (the flip
-        # comments sit on False); tools/blog_diff.py pairs these lines with the listing's.
+        # comments sit on False); tools/blog_diff.py finds these lines for the listing's.
         'augmentation': dict(
             featurewise_center=False,  # set input mean to 0 over the dataset
             samplewise_center=False,  # set each sample mean to 0
@@ -102,13 +106,16 @@ FLAG_FIELDS = (('epochs', 'epochs'), ('batch_size', 'batch_size'),
                ('weight_decay', 'weight_decay'))
 
 
-def resolve(args):
+def resolve(args, batch_size, nb_epoch):
     """(record, overridden field names): the recipe args.recipe names, with the flags applied.
 
+    `batch_size` and `nb_epoch` are allconvnet.py's constants: the blog recipe's values.
     --pass-sgd-object replaces the optimizer with the listing's SGD object, then --lr sets
     its lr (the paper's γ when a schedule runs).
     """
     record = copy.deepcopy(RECIPES[args.recipe])
+    if record['epochs'] is None:
+        record.update(epochs=nb_epoch, batch_size=batch_size)
     overridden = []
     if getattr(args, 'pass_sgd_object', False):
         record['optimizer'] = dict(BLOG_SGD_OBJECT)
@@ -126,6 +133,16 @@ def resolve(args):
             record[field] = value
             overridden.append(field)
     return record, overridden
+
+
+def for_run(args, resumed, batch_size, nb_epoch):
+    """resolve(), or the record a resumed run stored; prints which recipe trains."""
+    recipe, overridden = resolve(args, batch_size, nb_epoch)
+    if resumed and 'recipe' in resumed:
+        recipe, overridden = resumed['recipe'], resumed['overridden']
+    print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
+                            if overridden else ''))
+    return recipe, overridden
 
 
 def compile_argument(spec, listing_sgd):
@@ -163,12 +180,28 @@ class StepSchedule(Callback):
     """
 
     def __init__(self, optimizer, gamma, schedule):
-        super(StepSchedule, self).__init__()
+        super().__init__()
         self.optimizer, self.gamma = optimizer, gamma
         self.drops, self.factor = schedule['drop_after_epochs'], schedule['factor']
 
     def on_epoch_begin(self, epoch, logs=None):
         K.set_value(self.optimizer.lr, paper_lr(epoch + 1, self.gamma, self.drops, self.factor))
+
+
+def decay_kernels(model, weight_decay):
+    """Weight decay λ on every convolution kernel of the built `model`, biases excluded.
+
+    The paper's λ adds λw to each kernel's gradient: the loss term λ/2·||w||², Keras' l2(λ/2)
+    (choice: the paper does not say how it counts λ, docs/recipes.md). Keras 1.2.2's
+    W_regularizer argument does exactly this add_loss at build time (Layer.add_weight); doing
+    it afterwards leaves the listing's layer lines as published.
+    """
+    if not weight_decay:
+        return
+    for layer in model.layers:
+        if isinstance(layer, Convolution2D):
+            layer.W_regularizer = l2(weight_decay / 2.)
+            layer.add_loss(layer.W_regularizer(layer.W))
 
 
 def count_weight_decay_once(template):

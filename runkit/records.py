@@ -4,20 +4,17 @@ Every file is written whole or not at all (write to a temporary name, then renam
 history.csv gains one flushed row per finished epoch, so a crash loses at most the epoch
 that was running.
 """
-from __future__ import print_function
-
 import datetime
 import json
 import os
 import platform
 import subprocess
 import sys
-import time
+from contextlib import contextmanager
 
 import numpy as np
 import pandas
-from keras import backend as K
-from keras.callbacks import Callback, ModelCheckpoint
+from runkit import Diverged, Interrupted, Refused
 
 HISTORY_COLUMNS = ['epoch', 'loss', 'acc', 'val_loss', 'val_acc', 'lr', 'seconds']
 RUN_FILES = ['run.json', 'history.csv', 'weights.best.hdf5', 'model.h5', 'state.h5',
@@ -79,21 +76,32 @@ def versions():
             'pandas': pandas.__version__, 'h5py': h5py.__version__}
 
 
-def machine():
-    cpu = platform.processor()
+def machine(details=False):
+    """The CPU's model name, the cores this process may use and the platform; with `details`,
+    also the CPU's MHz and instruction-set flags, which a peak FLOP/s needs and run.json not."""
+    cpuinfo = {}
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
+                key, _, value = line.partition(':')
+                cpuinfo.setdefault(key.strip(), value.strip())  # the first processor's
     except OSError:
         pass
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'platform': platform.platform()}
+    # The affinity mask, not the machine's count: TensorFlow sizes its thread pools from it.
+    cores = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else range(os.cpu_count())
+    info = {'cpu': cpuinfo.get('model name', platform.processor()), 'cores': len(cores),
+            'platform': platform.platform()}
+    if details:
+        info['mhz'] = float(cpuinfo['cpu MHz']) if 'cpu MHz' in cpuinfo else None
+        info['flags'] = cpuinfo.get('flags', '').split()
+    return info
 
 
-def check_logdir(path, overwrite):
-    """None if a new run may write to `path` (then emptied of an old run's files), else why not."""
+def check_logdir(path, overwrite, resumed=None):
+    """Refused unless a new run may write to `path`, which is then emptied of an old run's
+    files; a resumed run keeps its directory as it is."""
+    if resumed:
+        return
     record = os.path.join(path, 'run.json')
     if os.path.exists(record) and not overwrite:
         try:
@@ -101,88 +109,84 @@ def check_logdir(path, overwrite):
         except (OSError, ValueError):
             status = 'unreadable'
         if status == 'finished':
-            return ('%s already holds a finished run; pass --overwrite to replace it, '
-                    'or choose another --logdir' % path)
+            raise Refused('%s already holds a finished run; pass --overwrite to replace it, '
+                          'or choose another --logdir' % path)
         if status in ('running', 'interrupted', 'diverged', 'failed'):
-            return ('%s holds a run that is %s; continue it with --resume %s, pass '
-                    '--overwrite to replace it, or choose another --logdir'
-                    % (path, status, path))
+            raise Refused('%s holds a run that is %s; continue it with --resume %s, pass '
+                          '--overwrite to replace it, or choose another --logdir'
+                          % (path, status, path))
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
-        return 'cannot create --logdir %s: %s' % (path, e.strerror)
+        raise Refused('cannot create --logdir %s: %s' % (path, e.strerror))
     if not os.access(path, os.W_OK | os.X_OK):
-        return 'cannot write to --logdir %s' % path
+        raise Refused('cannot write to --logdir %s' % path)
     # A new run starts from nothing: --overwrite must not append to the old history.csv.
     for name in RUN_FILES:
         if os.path.exists(os.path.join(path, name)):
             os.remove(os.path.join(path, name))
-    return None
 
 
-class HistoryCSV(Callback):
-    """One row per finished epoch in history.csv, flushed to disk before the next epoch starts.
-
-    The blog promises a history log but prints no code for it; the upstream repository wrote
-    `pandas.DataFrame(history_callback.history).to_csv("history.csv")` once, after the last
-    epoch, so a crash lost all of it. `epoch` counts finished epochs from 1.
-    """
-
-    def __init__(self, path, optimizer, nb_epoch):
-        super(HistoryCSV, self).__init__()
-        self.path = path
-        self.optimizer = optimizer
-        self.nb_epoch = nb_epoch
-        self.estimated = False
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.time()
-
-    def current_lr(self):
-        # Keras 1.2.2's SGD decays per update: lr / (1 + decay * iterations).
-        opt = self.optimizer
-        lr = float(K.get_value(opt.lr))
-        if getattr(opt, 'initial_decay', 0) > 0:
-            lr /= 1. + float(K.get_value(opt.decay)) * float(K.get_value(opt.iterations))
-        return lr
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        row = dict((k, float(logs[k])) for k in HISTORY_COLUMNS[1:5] if k in logs)
-        row.update(epoch=epoch + 1, lr=self.current_lr(),
-                   seconds=round(time.time() - self.started, 3))
-        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        text = pandas.DataFrame([row], columns=HISTORY_COLUMNS).to_csv(header=not exists,
-                                                                       index=False)
-        with open(self.path, 'a') as f:
-            f.write(text)  # one write: a row is on disk whole or not at all
-            f.flush()
-            os.fsync(f.fileno())
-        if not self.estimated:
-            self.estimated = True
-            left = (self.nb_epoch - epoch - 1) * row['seconds']
-            print('Epoch %d took %.0f s; the remaining %d epochs will take about %.1f h '
-                  '(%.1f days) at this pace' % (epoch + 1, row['seconds'], self.nb_epoch - epoch - 1,
-                                                left / 3600., left / 86400.))
-            sys.stdout.flush()
+def start_run(argv, args, resumed, recipe, overridden, placed, model):
+    """run.json's record of what really trains (written at once), or the resumed run's record
+    brought up to date."""
+    compiled = model.optimizer
+    string = recipe['optimizer']['compile_with'] == 'string'
+    run = resumed or {
+        'argv': list(sys.argv[1:] if argv is None else argv), 'args': vars(args),
+        'started': utc_now(), 'seed': args.seed, 'git_commit': git_commit(),
+        'versions': versions(), 'machine': machine(), 'last_epoch': 0}
+    run.update(status='running', towers=placed.towers, preprocessing=recipe['preprocessing'],
+               xla=placed.xla, tf_build=placed.build, threads=placed.threads,
+               devices=placed.devices,
+               recipe_name=args.recipe, recipe=recipe, overridden=overridden,
+               logdir=args.logdir,
+               optimizer={'class_name': type(compiled).__name__, 'config': compiled.get_config(),
+                          'compiled_with': "string 'sgd'" if string else 'sgd object',
+                          'note': OPTIMIZER_NOTES[string]})
+    write_json(os.path.join(args.logdir, 'run.json'), run)
+    return run
 
 
-class AtomicModelCheckpoint(ModelCheckpoint):
-    """The blog's ModelCheckpoint, writing to a temporary file that replaces the old one whole."""
+OPTIMIZER_NOTES = {
+    True: "the blog builds SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True) but compiles "
+          "with optimizer='sgd', so this config is what really trains",
+    False: "the recipe's SGD object; lr is the starting rate of any lr_schedule"}
 
-    def on_epoch_end(self, epoch, logs=None):
-        final, verbose, before = self.filepath, self.verbose, self.best
-        self.filepath, self.verbose = final + '.tmp', 0
+
+def draw_curves(logdir):
+    # Every run leaves curves.png beside its history; a failed plot is only a warning.
+    if os.path.exists(os.path.join(logdir, 'history.csv')):
+        from runkit.plot import plot_run  # plot reads run.json with this module's helpers
         try:
-            super(AtomicModelCheckpoint, self).on_epoch_end(epoch, logs)
-        finally:
-            self.filepath, self.verbose = final, verbose
-        if os.path.exists(final + '.tmp'):
-            os.replace(final + '.tmp', final)
-        if verbose:
-            if self.best != before:
-                print('Epoch %d: %s improved from %.5f to %.5f, saved %s'
-                      % (epoch + 1, self.monitor, before, self.best, final))
-            else:
-                print('Epoch %d: %s did not improve on %.5f' % (epoch + 1, self.monitor, self.best))
-        sys.stdout.flush()
+            plot_run(logdir)
+        except Exception as e:
+            print('Could not draw %s/curves.png: %s' % (logdir, e), file=sys.stderr)
+
+
+def update_run(run, **fields):
+    run.update(fields)
+    write_json(os.path.join(run['logdir'], 'run.json'), run)
+
+
+@contextmanager
+def outcome(run):
+    """Around training: a diverged or interrupted run is recorded and drawn, then re-raised."""
+    try:
+        yield
+    except Diverged as e:
+        update_run(run, status='diverged', ended=utc_now(), error=str(e))
+        draw_curves(run['logdir'])
+        raise Diverged('%s; history up to the last finished epoch is in %s'
+                       % (e, os.path.join(run['logdir'], 'history.csv'))) from None
+    except Interrupted as e:
+        update_run(run, status='interrupted', ended=utc_now(), signal=e.signum)
+        draw_curves(run['logdir'])
+        e.logdir = run['logdir']
+        raise
+
+
+def finish_run(run, history_callback):
+    update_run(run, status='finished', ended=utc_now())
+    draw_curves(run['logdir'])
+    print('Finished: %s' % run['logdir'])

@@ -5,14 +5,15 @@ in Keras 1.2.2's own layout (SGD's iteration count, which drives its lr decay, a
 momenta). With make_parallel the compiled model is the wrapper, so Keras would not write
 that group for the template; it is added here.
 """
-from __future__ import print_function
+import os
 
 import h5py
+import pandas
 from keras import backend as K
 from keras.callbacks import Callback
 from keras.models import Sequential
 
-from runkit.records import replace_atomically
+from runkit.records import replace_atomically, write_json
 
 
 def save_state(template, optimizer, path, epoch):
@@ -46,11 +47,29 @@ def restore_state(template, model, path):
         return int(f.attrs['allconvnet_epoch'])
 
 
+def restore(run, template, model, checkpoint):
+    """Continue run['logdir'] after its last finished epoch: weights and optimizer state from
+    state.h5, history.csv cut back to that epoch, the checkpoint's best so far. Returns the
+    epoch to start from."""
+    logdir = run['logdir']
+    initial_epoch = restore_state(template, model, os.path.join(logdir, 'state.h5'))
+    history_csv = os.path.join(logdir, 'history.csv')
+    history = pandas.read_csv(history_csv)
+    history = history[history.epoch <= initial_epoch]
+    history.to_csv(history_csv, index=False)
+    if len(history) and os.path.exists(checkpoint.filepath):
+        checkpoint.best = float(history.val_acc.max())
+    run.setdefault('resumed_at_epoch', []).append(initial_epoch)
+    write_json(os.path.join(logdir, 'run.json'), run)
+    print('Resuming %s after epoch %d' % (logdir, initial_epoch))
+    return initial_epoch
+
+
 class SaveState(Callback):
     """After every epoch: state.h5, then `on_saved(epoch)` (which updates run.json)."""
 
     def __init__(self, template, optimizer, path, on_saved):
-        super(SaveState, self).__init__()
+        super().__init__()
         self.template, self.optimizer, self.path = template, optimizer, path
         self.on_saved = on_saved
 

@@ -1,14 +1,23 @@
 """The TensorFlow session allconvnet.py trains in: its devices, its thread pools and XLA.
 
 The blog never makes a session; Keras 1.2.2 then makes its own with TensorFlow's defaults.
-The one setting here that tools/bench.py measured to pay on a CPU-only machine is XLA's
-auto-clustering, and only in long runs (docs/performance.md has the tables and the commands);
-the thread pools keep TensorFlow's defaults because no other pair measured faster. A GPU run
+What tools/bench.py measured to pay on a CPU-only machine (docs/performance.md has the tables
+and the commands): with the stock build, XLA's auto-clustering in long runs, and TensorFlow's
+default thread pools; with Intel's oneDNN build (setup.sh's TF_BUILD=mkl), one inter-op
+thread, an intra-op thread per core and Intel's OpenMP settings below, never XLA. A GPU run
 gets none of this: nothing was measured on a GPU.
 """
 import os
+import random
+import sys
+from types import SimpleNamespace
 
+import numpy as np
 import tensorflow as tf
+from keras import backend as K
+
+from make_parallel import count_devices
+from runkit import Refused
 
 # Lets the session's global_jit_level (below) reach CPU ops; without a jit level it does
 # nothing. TensorFlow reads it once, at its first session, so it is set on import.
@@ -18,6 +27,27 @@ if CPU_JIT_FLAG not in os.environ.get('TF_XLA_FLAGS', ''):
 
 # (intra_op, inter_op). 0 is TensorFlow's "one thread per logical CPU" for each pool.
 THREADS = (0, 0)
+
+
+def tf_build():
+    """'mkl' for Intel's oneDNN build of TensorFlow (intel-tensorflow), else 'stock'."""
+    from tensorflow.python import pywrap_tensorflow
+    return 'mkl' if pywrap_tensorflow.IsMklEnabled() else 'stock'
+
+
+# The oneDNN build's OpenMP threads spin for 200 ms after each op by default and then compete
+# with TensorFlow's own pools; Intel's guidance for TF 1.x, measured best here. Read when the
+# OpenMP runtime starts, at the first op, so setting them on import is early enough; a value
+# the user exported wins.
+MKL_ENV = {'KMP_BLOCKTIME': '1', 'KMP_AFFINITY': 'granularity=fine,compact,1,0'}
+if tf_build() == 'mkl':
+    for _name, _value in MKL_ENV.items():
+        os.environ.setdefault(_name, _value)
+
+
+def mkl_threads():
+    """(intra_op, inter_op) for the oneDNN build: a thread per usable core, one inter-op."""
+    return (len(os.sched_getaffinity(0)), 1)
 
 
 def gpus_visible():
@@ -33,27 +63,34 @@ JIT_MIN_IMAGES = 500000
 JIT_CHOICES = ('auto', 'on', 'off')
 
 
-def use_jit(choice='auto', deterministic=False, images=None):
+def use_jit(choice='auto', deterministic=False, images=None, build='stock'):
     """Whether the session compiles with XLA: `choice` is --jit, `images` the run's training
     images in all (epochs x images per epoch). Never under --deterministic: its reruns and the
-    reference curves were made without XLA. `auto` is off on a GPU, where nothing was measured."""
+    reference curves were made without XLA. `auto` is off on a GPU, where nothing was measured,
+    and with the oneDNN build, where XLA measured 17.9 images/s against about 100 without."""
     if deterministic or choice == 'off':
+        return False
+    if build == 'mkl':
+        if choice == 'on':
+            raise Refused('--jit on: XLA and the oneDNN build (intel-tensorflow) together '
+                          'trained 5 times slower than either alone; use --jit off, or '
+                          'TF_BUILD=stock ./setup.sh')
         return False
     if choice == 'on':
         return True
     return not gpus_visible() and images is not None and images >= JIT_MIN_IMAGES
 
 
-def config(cpu_devices=None, deterministic=False, threads=None, jit=False):
-    """The ConfigProto for allconvnet.py's session. `threads` overrides THREADS (benchmarks);
-    `jit` is use_jit's answer."""
+def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build='stock'):
+    """The ConfigProto for allconvnet.py's session. `threads` overrides the build's pools
+    (benchmarks); `jit` is use_jit's answer."""
     # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
     # counting the session's devices, not by placement errors.
     proto = tf.ConfigProto(allow_soft_placement=True)
     proto.gpu_options.allow_growth = True
     if cpu_devices:
         proto.device_count['CPU'] = cpu_devices
-    intra, inter = THREADS if threads is None else threads
+    intra, inter = threads or (mkl_threads() if build == 'mkl' else THREADS)
     if deterministic:
         # Negative: every op runs in the calling thread, one after another. With 1, the caller
         # and one pool thread still overlap, and Keras 1.2.2's weight updates race with the
@@ -107,3 +144,44 @@ def newer_gpu_warning(gpus, version=tf.__version__, with_cuda=None):
             'start to spend 30 minutes or more compiling them, and possibly '
             'CUBLAS_STATUS_EXECUTION_FAILED; the image built from docker/ngc.Dockerfile '
             '(NVIDIA\'s TF1 build) supports it, docs/docker.md' % (', '.join(newer), version))
+
+
+def setup(args, recipe):
+    """Make allconvnet.py's session and say where it trains: a namespace with `towers` and
+    `device` for make_parallel, and `xla`, `build`, `threads` and `devices` for run.json."""
+    # Deprecation notices about Keras 1.2.2's calls would bury the progress bar.
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    warning = newer_gpu_warning(cuda_gpus())
+    if warning:
+        print(warning, file=sys.stderr)
+    build = tf_build()
+    jit = use_jit(args.jit, args.deterministic,
+                  recipe['epochs'] * min(args.train_limit or 50000, 50000), build)
+    proto = config(cpu_devices=max(args.gpus, 1) if args.towers_on_cpu else None,
+                   deterministic=args.deterministic, jit=jit, build=build)
+    K.set_session(tf.Session(config=proto))
+    if jit:
+        print('XLA on (--jit %s): each new batch shape compiles once, 15-20 s on a 2-core CPU'
+              % args.jit)
+    device = '/cpu:%d' if args.towers_on_cpu else '/gpu:%d'
+    kind = 'CPU device' if args.towers_on_cpu else 'GPU'
+    visible = count_devices(device)
+    wanted = visible if args.gpus == 'all' else args.gpus
+    if wanted > visible:
+        raise Refused('--gpus %d asks for more %ss than the %d visible' % (wanted, kind, visible))
+    towers = max(wanted, 1)  # --gpus 0: the plain model on the CPU
+    if towers > 1:
+        print('Training on %d %ss via make_parallel (%d visible)' % (towers, kind, visible))
+    elif wanted == 1:
+        print('Training on 1 %s, no make_parallel needed (%d visible)' % (kind, visible))
+    else:
+        print('Training on the CPU, no make_parallel (%d GPUs visible%s)'
+              % (visible, '' if args.gpus == 'all' else ', --gpus 0'))
+    if args.seed is not None:
+        random.seed(args.seed)
+        np.random.seed(args.seed)
+        tf.set_random_seed(args.seed)
+    return SimpleNamespace(
+        towers=towers, device=device, xla=jit, build=build,
+        threads=[proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads],
+        devices=[device % i for i in range(towers)] if towers > 1 else ['default'])

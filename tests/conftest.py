@@ -5,13 +5,11 @@ import sys
 
 import pytest
 
+import synthetic_cifar
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import synthetic_cifar  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -98,3 +96,23 @@ def refused_url():
     port = s.getsockname()[1]
     s.close()
     return 'http://127.0.0.1:%d/cifar-10-python.tar.gz' % port
+
+
+@pytest.fixture(scope='session')
+def tiny_runs(cifar_home, mirror, tmp_path_factory):
+    """{'single': (logdir, proc), 'two-towers': (logdir, proc)}: two finished 2-epoch runs, shared
+    by the tests that only read what a run leaves. The single one is a first run on a fresh
+    machine: an empty HOME, CIFAR-10 from the loopback mirror."""
+    runs = {}
+    for kind in ('single', 'two-towers'):
+        logdir = str(tmp_path_factory.mktemp('run') / kind)
+        home, extra, env = cifar_home, ['--towers-on-cpu', '--gpus', '2'], None
+        if kind == 'single':
+            home, extra = str(tmp_path_factory.mktemp('fresh-home')), []
+            env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
+                   'ALLCONVNET_CIFAR10_MD5': mirror[1]}
+        proc = run_allconvnet(['--epochs', '2', '--train-limit', '200', '--test-limit', '64',
+                               '--seed', '3', '--quiet', '--logdir', logdir] + extra, home, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[kind] = (logdir, proc)
+    return runs

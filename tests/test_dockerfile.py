@@ -1,11 +1,13 @@
-"""Static checks of the Docker image: hadolint, and the Dockerfile's structure against the code.
+"""Static checks of the Docker images: hadolint, and the Dockerfiles' structure against the code.
 
 No Docker engine runs where this project is built and tested, so this is what stands between a
 change and a user's failed `docker build` or a container that writes its logs into the void.
-Fast and offline: no TensorFlow import, no network; seconds, plus the suite's shared synthetic
-CIFAR-10 fixture for the bake test. tools/rehearse_image.sh rehearses the install and a first
-run separately (network, minutes).
+Two images: the main Dockerfile (tensorflow-gpu 1.15.5, CUDA 10.0) and docker/ngc.Dockerfile
+(NVIDIA's TF1 container, for Ampere and Hopper). Offline; seconds, plus the suite's shared
+synthetic CIFAR-10 fixture for the bake tests. tools/rehearse_image.sh rehearses the install
+and a first run separately (network, minutes).
 """
+import glob
 import json
 import os
 import re
@@ -21,7 +23,10 @@ sys.path.insert(0, os.path.join(ROOT, 'docker'))
 import image_requirements as ir  # noqa: E402
 
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
+NGC_DOCKERFILE = os.path.join(ROOT, 'docker', 'ngc.Dockerfile')
 HADOLINT_CONFIG = os.path.join(ROOT, '.hadolint.yaml')
+# NVIDIA deleted these from Docker Hub in 2023 (NVIDIA/nvidia-docker#1768, #1790).
+DELETED_BASE = re.compile(r'^(docker\.io/)?nvidia/cuda:(9|10)\.')
 
 
 def read(*parts):
@@ -32,6 +37,20 @@ def read(*parts):
 @pytest.fixture(scope='module')
 def parser():
     return DockerfileParser(DOCKERFILE, cache_content=True)
+
+
+@pytest.fixture(scope='module')
+def ngc_parser():
+    return DockerfileParser(NGC_DOCKERFILE, cache_content=True)
+
+
+def all_dockerfiles():
+    """Every Dockerfile in the repository, wherever it sits and whatever its suffix."""
+    found = set()
+    for pattern in ('**/Dockerfile', '**/Dockerfile.*', '**/*.Dockerfile', '**/*.dockerfile'):
+        found.update(glob.glob(os.path.join(ROOT, pattern), recursive=True))
+    skip = (os.sep + '.venv' + os.sep, os.sep + '.git' + os.sep, os.sep + 'logs' + os.sep)
+    return sorted(f for f in found if not any(part in f for part in skip))
 
 
 def stages(parser):
@@ -52,6 +71,10 @@ def final_stage(parser):
     return stages(parser)[-1][1]
 
 
+def stage(parser, name):
+    return dict(stages(parser))[name]
+
+
 def expand(value, variables):
     return re.sub(r'\$\{?(\w+)\}?', lambda m: variables.get(m.group(1), m.group(0)), value)
 
@@ -63,14 +86,36 @@ def values(instructions, name):
 def env_of(parser, index=-1):
     """The ENV a stage ends with, including what it inherits from the stage it builds on."""
     all_stages = stages(parser)
-    name, instructions = all_stages[index]
-    parent = instructions[0]['value'].split()[0]
+    index = index % len(all_stages)
+    parent = expand(all_stages[index][1][0]['value'].split()[0], global_args(parser))
     inherited = {}
-    for position, (other, _) in enumerate(all_stages[:all_stages.index((name, instructions))]):
+    for position, (other, _) in enumerate(all_stages[:index]):
         if other == parent:
             inherited = env_of(parser, position)
-    own = values(instructions, 'ENV')
+    own = values(all_stages[index][1], 'ENV')
     return dict(inherited, **(own[-1]['envs'] if own else {}))
+
+
+def global_args(parser):
+    """The ARGs declared before the first FROM, with their defaults."""
+    found = {}
+    for instr in parser.structure:
+        if instr['instruction'] == 'FROM':
+            break
+        if instr['instruction'] == 'ARG':
+            name, _, value = instr['value'].partition('=')
+            found[name.strip()] = value.strip()
+    return found
+
+
+def defaults(parser):
+    """Every ARG default in a Dockerfile, global or in a stage: {name: [values]}."""
+    found = {}
+    for instr in parser.structure:
+        if instr['instruction'] == 'ARG' and '=' in instr['value']:
+            name, _, value = instr['value'].partition('=')
+            found.setdefault(name.strip(), []).append(value.strip().strip('"\''))
+    return found
 
 
 # hadolint ---------------------------------------------------------------------------------
@@ -84,8 +129,13 @@ def hadolint(*args, stdin=None):
                           universal_newlines=True, timeout=60)
 
 
-def test_hadolint_passes_at_the_strictest_threshold():
-    result = hadolint(DOCKERFILE)
+def test_every_dockerfile_is_checked_here():
+    assert all_dockerfiles() == sorted([DOCKERFILE, NGC_DOCKERFILE])
+
+
+@pytest.mark.parametrize('dockerfile', [DOCKERFILE, NGC_DOCKERFILE])
+def test_hadolint_passes_at_the_strictest_threshold(dockerfile):
+    result = hadolint(dockerfile)
     assert result.returncode == 0 and result.stdout.strip() == '', result.stdout
 
 
@@ -113,27 +163,75 @@ def test_hadolint_config_threshold_and_ignored_rules_have_reasons():
             'ignored rule %s needs a comment line above it saying why' % rule)
 
 
-# The base image ---------------------------------------------------------------------------
+# The base images --------------------------------------------------------------------------
 
-def test_base_image_is_cuda10_cudnn7_ubuntu1804_and_pinned(parser):
-    base = parser.parent_images[0]
-    name, _, tag = base.partition('@')[0].rpartition(':')
-    assert name and tag and tag != 'latest', base
-    assert tag == '10.0-cudnn7-runtime-ubuntu18.04' and name == 'nvidia/cuda', base
-    # Every later stage builds on an earlier one, never on another image.
-    names = [stage for stage, _ in stages(parser)]
-    for parent in parser.parent_images[1:]:
-        assert parent in names, parent
+def test_default_base_is_the_tensorflow_projects_cuda10_image(parser):
+    assert global_args(parser)['BASE_IMAGE'] == 'tensorflow/tensorflow:1.15.5-gpu-py3'
+    assert expand(stage(parser, 'runtime')[0]['value'].split()[0], global_args(parser)) == \
+        'tensorflow/tensorflow:1.15.5-gpu-py3'
+    # Images named by tag, never `latest`; stages after `runtime` build on earlier stages.
+    names = [name for name, _ in stages(parser)]
+    for position, parent in enumerate(parser.parent_images):
+        if names[position] in ('cuda10-apt', 'runtime'):
+            name, _, tag = parent.partition('@')[0].rpartition(':')
+            assert name and tag and tag != 'latest', parent
+        else:
+            assert parent in names[:position], parent
 
 
-def test_the_fallback_base_is_documented():
-    for text in (read('Dockerfile'), read('docs', 'docker.md')):
-        assert 'tensorflow/tensorflow:1.15.5-gpu-py3' in text
-    assert '@sha256:' in read('docs', 'docker.md')
+def test_no_default_base_is_a_deleted_nvidia_cuda_tag():
+    for deleted in ('nvidia/cuda:10.0-cudnn7-runtime-ubuntu18.04', 'nvidia/cuda:9.2-base',
+                    'docker.io/nvidia/cuda:10.2-devel-ubuntu18.04'):
+        assert DELETED_BASE.match(deleted), deleted
+    assert not DELETED_BASE.match('nvidia/cuda:11.8.0-base-ubuntu22.04')
+    for dockerfile in all_dockerfiles():
+        dfp = DockerfileParser(dockerfile, cache_content=True)
+        images = list(dfp.parent_images) + [v for vs in defaults(dfp).values() for v in vs]
+        for image in images:
+            assert not DELETED_BASE.match(image), (dockerfile, image)
+
+
+def test_apt_alternative_rebuilds_nvidias_cuda10_cudnn7_runtime(parser):
+    apt = stage(parser, 'cuda10-apt')
+    assert apt[0]['value'].split()[0] == 'ubuntu:18.04'
+    added = [i['value'].split() for i in values(apt, 'ADD')]
+    assert any(src.endswith('/repos/ubuntu1804/x86_64/cuda-keyring_1.0-1_all.deb')
+               and src.startswith('https://developer.download.nvidia.com/') for src, _ in added)
+    run = ' '.join(values(apt, 'RUN')[-1]['value'].split())
+    packages = dict(p.split('=', 1) for p in re.findall(r'(?<!\S)([a-z0-9.+-]+=[^\s]+)', run))
+    assert packages['libcudnn7'] == '7.6.5.32-1+cuda10.0'
+    cuda = {name: version for name, version in packages.items() if name.startswith('cuda-')}
+    assert set(cuda) >= {'cuda-cudart-10-0', 'cuda-libraries-10-0'}
+    assert all(name.endswith('-10-0') and version for name, version in cuda.items())
+    assert run.index('dpkg -i /tmp/cuda-keyring.deb') < run.rindex('apt-get update')
+    env = env_of(parser, [n for n, _ in stages(parser)].index('cuda10-apt'))
+    assert env['NVIDIA_VISIBLE_DEVICES'] == 'all'
+    assert env['NVIDIA_DRIVER_CAPABILITIES'] == 'compute,utility'
+    assert env['NVIDIA_REQUIRE_CUDA'].startswith('cuda>=10.0')
+    # The runtime stage removes these NVIDIA sources again before its own apt-get update:
+    # cuda-keyring's own list file, and the machine-learning repository's written here.
+    removal = next(i['value'] for i in values(stage(parser, 'runtime'), 'RUN')
+                   if 'apt-get update' in i['value']).split('&&')[0].split()[2:]
+    import fnmatch
+    lists = ['/etc/apt/sources.list.d/cuda-ubuntu1804-x86_64.list'] + re.findall(
+        r'> (/etc/apt/sources\.list\.d/\S+)', run)
+    assert len(lists) == 2
+    for listed in lists:
+        assert any(fnmatch.fnmatch(listed, pattern) for pattern in removal), listed
+
+
+def test_the_other_bases_are_documented(parser):
+    header = read('Dockerfile').split('\nFROM ')[0]
+    assert 'BASE_IMAGE=cuda10-apt' in header
+    docs = read('docs', 'docker.md')
+    for needle in ('tensorflow/tensorflow:1.15.5-gpu-py3', '--build-arg BASE_IMAGE=cuda10-apt',
+                   '@sha256:', 'BuildKit'):
+        assert needle in docs, needle
 
 
 def test_nvidia_apt_sources_go_before_apt_get_update(parser):
-    runs = [i['value'] for i in values(stages(parser)[0][1], 'RUN') if 'apt-get update' in i['value']]
+    runs = [i['value'] for i in values(stage(parser, 'runtime'), 'RUN')
+            if 'apt-get update' in i['value']]
     assert len(runs) == 1
     run = runs[0]
     assert run.index('/etc/apt/sources.list.d/cuda') < run.index('apt-get update')
@@ -142,7 +240,7 @@ def test_nvidia_apt_sources_go_before_apt_get_update(parser):
 
 
 def test_python37_from_the_ubuntu_archive_into_a_venv(parser):
-    runtime = stages(parser)[0][1]
+    runtime = stage(parser, 'runtime')
     apt = next(i for i in values(runtime, 'RUN') if 'apt-get install' in i['value'])
     args = apt['args']
     installed = re.findall(r'([\w.+-]+)="?\$\{?(\w+)\}?"?', apt['value'])
@@ -175,7 +273,7 @@ def test_bootstrap_lock_matches_its_pins():
 
 
 def test_the_image_installs_through_the_shared_script(parser):
-    runtime = stages(parser)[0][1]
+    runtime = stage(parser, 'runtime')
     copy = [i['value'].split() for i in values(runtime, 'COPY') if i['value'].endswith('/tmp/install/')]
     assert len(copy) == 1
     assert set(copy[0][:-1]) == {'requirements.txt', 'docker/image_requirements.py',
@@ -232,34 +330,170 @@ def test_image_requirements_check_command(tmp_path):
     assert bad.returncode == 1 and 'six' in bad.stderr and 'lock_image_requirements' in bad.stderr
 
 
+def tensorflow_closure():
+    """Canonical names of tensorflow 1.15.5's requirements, closed over (the venv's metadata)."""
+    import pkg_resources
+    seen, todo = set(), ['tensorflow']
+    while todo:
+        dist = pkg_resources.get_distribution(todo.pop())
+        if ir.canonical(dist.project_name) not in seen:
+            seen.add(ir.canonical(dist.project_name))
+            todo += [r.project_name for r in dist.requires()]
+    return seen
+
+
+def test_ngc_keeps_tensorflow_and_all_it_needs():
+    pinned = set(ir.canonical(n) for n, _ in ir.parse_pins(read('requirements.txt')))
+    needed = (tensorflow_closure() & pinned) - {'h5py'}
+    assert 'numpy' in needed and 'protobuf' in needed and 'gast' in needed
+    assert needed <= ir.NGC_KEEPS, sorted(needed - ir.NGC_KEEPS)
+    assert 'scipy' in ir.NGC_KEEPS and 'h5py' not in ir.NGC_KEEPS and 'keras' not in ir.NGC_KEEPS
+
+
+def test_ngc_pins_add_requirements_txt_without_replacing_the_images_tensorflow():
+    requirements = read('requirements.txt')
+    pinned = ir.parse_pins(requirements)
+    # An image with NVIDIA's TensorFlow and numpy, and (say) no scipy.
+    image = {ir.canonical(n): v for n, v in pinned if ir.canonical(n) in ir.NGC_KEEPS}
+    image.update(tensorflow='1.15.5+nv23.03', numpy='1.22.2')
+    del image['scipy']
+    install, kept = ir.ngc_pins(requirements, lambda name: image.get(ir.canonical(name)))
+    names = [ir.canonical(n) for n, _ in install]
+    assert 'tensorflow' not in names and 'numpy' not in names and 'gast' not in names
+    assert ('keras', '1.2.2') in install and ('h5py', '2.10.0') in install
+    assert ('scipy', '1.4.1') in install  # missing from the image: requirements.txt's pin
+    assert set(install) <= set(pinned)
+    assert ('tensorflow', '1.15.5', '1.15.5+nv23.03') in kept
+    assert len(install) + len(kept) == len(pinned)
+    # NVIDIA's wheel under its PyPI name is kept as well; an image without TensorFlow is refused.
+    del image['tensorflow']
+    image['nvidia-tensorflow'] = '1.15.5+nv23.03'
+    install, _ = ir.ngc_pins(requirements, lambda name: image.get(ir.canonical(name)))
+    assert 'tensorflow' not in [ir.canonical(n) for n, _ in install]
+    del image['nvidia-tensorflow']
+    with pytest.raises(ir.PinError):
+        ir.ngc_pins(requirements, lambda name: image.get(ir.canonical(name)))
+
+
+def test_ngc_command_prints_the_pins_to_install():
+    script = os.path.join(ROOT, 'docker', 'image_requirements.py')
+    run = subprocess.run([sys.executable, script, 'ngc', os.path.join(ROOT, 'requirements.txt')],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert run.returncode == 0, run.stderr
+    install = ir.parse_pins(run.stdout, 'ngc')
+    assert ('keras', '1.2.2') in install
+    assert set(install) <= set(ir.parse_pins(read('requirements.txt')))
+    assert 'keeping the image\'s tensorflow 1.15.5' in run.stderr  # here: the venv's
+
+
+def test_ngc_image_installs_the_derived_pins_and_nothing_else(ngc_parser):
+    instructions = ngc_parser.structure
+    assert ngc_parser.parent_images == ['nvcr.io/nvidia/tensorflow:23.03-tf1-py3']
+    copy = [i['value'].split() for i in instructions if i['instruction'] == 'COPY'
+            and i['value'].endswith('/tmp/install/')]
+    assert copy == [['requirements.txt', 'docker/image_requirements.py', '/tmp/install/']]
+    runs = [' '.join(i['value'].split()) for i in instructions if i['instruction'] == 'RUN']
+    pips = [r for r in runs if 'pip' in r]
+    assert len(pips) == 1, pips
+    run = pips[0]
+    derive = 'python /tmp/install/image_requirements.py ngc /tmp/install/requirements.txt > ' \
+             '/tmp/install/ngc-requirements.txt'
+    assert run.startswith(derive)
+    install = re.search(r'python -m pip install (.*?) &&', run).group(1).split()
+    assert {'--no-deps', '--no-cache-dir', '--no-build-isolation'} <= set(install)
+    assert install[-2:] == ['-r', '/tmp/install/ngc-requirements.txt']
+    assert 'import keras' in run and 'tensorflow' not in run.lower()
+    assert any(i['args'].get('PIP_INDEX_URL') == 'https://pypi.org/simple'
+               for i in values(final_stage(ngc_parser), 'ARG'))
+
+
+def test_ngc_image_is_labelled_unverified(ngc_parser):
+    assert read('docker', 'ngc.Dockerfile').startswith('# UNVERIFIED')
+    assert ngc_parser.labels['org.opencontainers.image.description'].startswith('UNVERIFIED')
+    docs = read('docs', 'docker.md')
+    section = docs[docs.index('## Ampere and Hopper'):]
+    assert 'docker build -f docker/ngc.Dockerfile -t allconvnet:ngc .' in section
+    assert 'unverified' in section.split('\n## ')[0].lower()
+
+
 # How the container runs -------------------------------------------------------------------
 
-def test_entrypoint_is_allconvnet_in_exec_form_with_default_gpus_all(parser):
+def code_copies(parser):
+    """The final stage's COPY lines after WORKDIR /app: the code."""
     final = final_stage(parser)
+    workdir = max(n for n, i in enumerate(final) if i['instruction'] == 'WORKDIR')
+    return [i['value'].split() for i in values(final[workdir:], 'COPY')]
+
+@pytest.mark.parametrize('which,python', [('main', '/opt/venv/bin/python'), ('ngc', 'python')])
+def test_entrypoint_is_allconvnet_in_exec_form_with_default_gpus_all(parser, ngc_parser, which,
+                                                                      python):
+    dfp = parser if which == 'main' else ngc_parser
+    final = final_stage(dfp)
     entrypoint = json.loads(values(final, 'ENTRYPOINT')[-1]['value'])
-    assert entrypoint == ['/opt/venv/bin/python', 'allconvnet.py']
+    assert entrypoint == [python, 'allconvnet.py']
     assert json.loads(values(final, 'CMD')[-1]['value']) == ['--gpus', 'all']
     workdir = values(final, 'WORKDIR')[-1]['value']
-    copied = [i['value'].split() for i in values(final, 'COPY') if not i['value'].startswith('--')]
+    copied = code_copies(dfp)
     assert ['allconvnet.py', 'make_parallel.py', 'predict.py', './'] in copied and workdir == '/app'
     assert ['runkit/', 'runkit/'] in copied
 
 
-def test_final_user_is_not_root(parser):
-    final = final_stage(parser)
+def test_both_images_carry_the_same_code(parser, ngc_parser):
+    assert code_copies(parser) == code_copies(ngc_parser)
+
+
+def user_stage(dfp):
+    """The stage that creates the image's user and its mount points."""
+    return next(instructions for _, instructions in stages(dfp)
+                if any('useradd' in i['value'] for i in values(instructions, 'RUN')))
+
+
+@pytest.mark.parametrize('which', ['main', 'ngc'])
+def test_final_user_is_not_root(parser, ngc_parser, which):
+    dfp = parser if which == 'main' else ngc_parser
+    final = final_stage(dfp)
     user = values(final, 'USER')[-1]
     resolved = expand(user['value'], user['args'])
     uid, _, gid = resolved.partition(':')
     assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0, resolved
-    # The user exists with that number and a home, created in the stage the final one builds on.
-    useradd = next(i for i in values(stages(parser)[0][1], 'RUN') if 'useradd' in i['value'])
+    # The user exists with that number and a home, created in the final stage or its parent.
+    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
     assert '--uid "${USER_UID}"' in useradd['value'] and '--create-home' in useradd['value']
     assert useradd['args']['USER_UID'] == uid
 
 
-def test_logs_volume_is_where_allconvnet_writes_by_default(parser):
+@pytest.mark.parametrize('which', ['main', 'ngc'])
+def test_a_fresh_dataset_volume_is_the_users_to_write(parser, ngc_parser, which):
+    # Docker fills a new named volume with the mount point's owner and mode; the dataset
+    # folder must leave the build owned by the user and writable for any --user.
+    dfp = parser if which == 'main' else ngc_parser
+    datadir = '/home/allconv/.keras/datasets'
+    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
+    run = ' '.join(useradd['value'].split())
+    steps = [step.strip() for step in run.split('&&')]
+    mkdir = next(step for step in steps if step.startswith('mkdir -p '))
+    chown = next(step for step in steps if step.startswith('chown -R allconv:allconv '))
+    chmod = next(step for step in steps if step.startswith('chmod 1777 '))
+    assert datadir in mkdir.split() and datadir in chmod.split()
+    assert '/home/allconv' in chown.split()
+    assert steps.index(mkdir) < steps.index(chown) < steps.index(chmod)
+    # Nothing later touches the folder itself: the bake's COPY brings its contents only, into
+    # the folder made above (whose owner and mode a COPY into an existing folder keeps).
+    final = final_stage(dfp)
+    final = final[final.index(useradd) + 1:] if useradd in final else final
+    later = values(final, 'RUN') + [i for i in values(final, 'COPY') if datadir in i['value']]
+    for instr in later:
+        words = instr['value'].split()
+        if words[0].startswith('--from='):
+            assert words[-2] == datadir + '/' and words[-1] == datadir + '/', words
+        else:
+            assert datadir not in instr['value'], instr['value']
+
+
+@pytest.mark.parametrize('which', ['main', 'ngc'])
+def test_logs_volume_is_where_allconvnet_writes_by_default(parser, ngc_parser, which):
     from runkit.cli import default_logdir
-    final = final_stage(parser)
+    final = final_stage(parser if which == 'main' else ngc_parser)
     workdir = values(final, 'WORKDIR')[-1]['value']
     logdir = default_logdir()
     assert logdir.split(os.sep)[0] == 'logs'
@@ -296,6 +530,12 @@ def test_cache_paths_are_where_keras_and_cuda_look(parser, tmp_path, monkeypatch
     # CUDA's JIT cache: the driver's default place under HOME, and the maximum size.
     assert env['CUDA_CACHE_PATH'] == os.path.join(home, '.nv', 'ComputeCache')
     assert env['CUDA_CACHE_MAXSIZE'] == str(4 * 1024 ** 3)
+    # TensorFlow needs the driver's compute libraries, whatever the base says.
+    assert 'compute' in env['NVIDIA_DRIVER_CAPABILITIES'].split(',')
+    # The NVIDIA image: the same paths.
+    ngc_env = env_of(DockerfileParser(NGC_DOCKERFILE, cache_content=True))
+    for name in ('HOME', 'CUDA_CACHE_PATH', 'CUDA_CACHE_MAXSIZE'):
+        assert ngc_env[name] == env[name], name
     docs = read('docs', 'docker.md')
     for path in (image_cache, env['CUDA_CACHE_PATH'], '/app/logs'):
         assert path in docs, path
@@ -308,15 +548,29 @@ def test_layers_are_ordered_for_the_cache(parser):
 
 
 def test_cifar10_is_baked_only_on_request(parser):
-    named = dict(stages(parser))
-    bake = named['cifar10']
-    arg = [i for i in values(bake, 'ARG') if 'BAKE_CIFAR10' in i['value']]
-    assert arg and arg[0]['args']['BAKE_CIFAR10'] == '0'
+    bake = stage(parser, 'cifar10')
+    args = values(bake, 'ARG')[-1]['args']
+    assert args['BAKE_CIFAR10'] == '0'
+    # No URL of its own: empty means runkit.dataset's default, the one a first run uses.
+    assert args['CIFAR10_URL'] == ''
+    copies = [i['value'].split() for i in values(bake, 'COPY')]
+    assert ['runkit/__init__.py', 'runkit/dataset.py', '/tmp/bake/runkit/'] in copies
+    assert not any(w.startswith('runkit/') and w not in ('runkit/__init__.py', 'runkit/dataset.py')
+                   for words in copies for w in words)
     user = values(bake, 'USER')[-1]
     assert expand(user['value'], user['args']) == '1000:1000'
 
 
-def test_dockerignore_sends_only_what_the_dockerfile_copies(parser):
+def test_bake_script_has_no_download_code_of_its_own():
+    source = read('docker', 'bake_cifar10.py')
+    assert 'dataset.ensure(' in source
+    for own in ('urlopen', 'urlretrieve', 'hashlib', 'tarfile', 'c58f30108f718f92721af3b95e74349a'):
+        assert own not in source, own
+
+
+@pytest.mark.parametrize('dockerfile', [DOCKERFILE, NGC_DOCKERFILE])
+def test_dockerignore_sends_only_what_the_dockerfile_copies(dockerfile):
+    parser = DockerfileParser(dockerfile, cache_content=True)
     rules = [line.strip() for line in read('.dockerignore').splitlines()
              if line.strip() and not line.lstrip().startswith('#')]
 
@@ -347,21 +601,41 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies(parser):
         assert ignored(path), path
 
 
-def test_bake_script_default_only_makes_the_cache_folder(tmp_path):
+def bake_stage_layout(parser, root):
+    """/tmp/bake as the bake stage's COPY lines fill it, under `root`; the script's path."""
+    import shutil
+    for copy in values(stage(parser, 'cifar10'), 'COPY'):
+        words = copy['value'].split()
+        dest = os.path.join(str(root), words[-1].lstrip('/'))
+        os.makedirs(dest, exist_ok=True)
+        for source in words[1:-1] if words[0].startswith('--') else words[:-1]:
+            source = os.path.join(ROOT, source)
+            if os.path.isdir(source):
+                for name in os.listdir(source):
+                    shutil.copy(os.path.join(source, name), dest)
+            else:
+                shutil.copy(source, dest)
+    return os.path.join(str(root), 'tmp', 'bake', 'bake_cifar10.py')
+
+
+def test_bake_script_default_only_makes_the_cache_folder(parser, tmp_path):
     home = tmp_path / 'home'
     (home / '.keras').mkdir(parents=True)
-    bake = os.path.join(ROOT, 'docker', 'bake_cifar10.py')
-    env = dict(os.environ, HOME=str(home), PYTHONPATH=ROOT)  # runkit sits beside it in the image
+    # Only what the bake stage copies: runkit/__init__.py and runkit/dataset.py must suffice.
+    bake = bake_stage_layout(parser, tmp_path / 'image')
+    env = dict(os.environ, HOME=str(home))
+    for name in ('PYTHONPATH', 'ALLCONVNET_CIFAR10_URL', 'ALLCONVNET_CIFAR10_MD5'):
+        env.pop(name, None)
     run = subprocess.run([sys.executable, bake, '0', str(tmp_path), 'http://invalid.invalid/x'],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True, timeout=120)
+                         env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert os.listdir(str(home / '.keras' / 'datasets')) == []
     # A local archive that is not CIFAR-10 fails the build, and leaves nothing behind.
     (tmp_path / 'cifar-10-python.tar.gz').write_bytes(b'not the archive')
     run = subprocess.run([sys.executable, bake, '1', str(tmp_path), 'http://invalid.invalid/x'],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True, timeout=120)
+                         env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     assert run.returncode != 0 and 'MD5' in run.stderr, run.stderr
     assert os.listdir(str(home / '.keras' / 'datasets')) == []
 
@@ -374,10 +648,13 @@ def test_scripts_parse():
         assert result.returncode == 0, (script, result.stderr)
 
 
-def test_rehearsal_reads_the_dockerfile():
+def test_rehearsal_reads_the_dockerfile_and_downloads_from_a_loopback_mirror():
     script = read('tools', 'rehearse_image.sh')
     assert 'install-requirements.sh' in script and '/tmp/install/' in script
     assert 'PIP_INDEX_URL' in script and 'synthetic_cifar.py' in script
+    for needle in ('ALLCONVNET_CIFAR10_URL', 'ALLCONVNET_CIFAR10_MD5', 'http.server',
+                   '--bind 127.0.0.1', '-m runkit.dataset', 'bake_cifar10.py', 'trap '):
+        assert needle in script, needle
 
 
 def test_docs_cover_running_and_what_was_verified():
@@ -385,12 +662,21 @@ def test_docs_cover_running_and_what_was_verified():
     for needle in ('docker build', '--gpus all', '--gpus \'"device=0,1"\'', '--epochs 5',
                    'nvidia-container-toolkit', 'BAKE_CIFAR10=1', 'Ampere', 'Hopper',
                    'What was and was not verified', 'tools/rehearse_image.sh',
-                   'tools/lock_image_requirements.py'):
+                   'tools/lock_image_requirements.py', 'c58f30108f718f92721af3b95e74349a',
+                   'ALLCONVNET_CIFAR10_URL',
+                   'docker run --rm --entrypoint python -v allconvnet-data:/home/allconv/.keras/'
+                   'datasets allconvnet -m runkit.dataset'):
         assert needle in docs, needle
+    # Only commands that match the Dockerfiles: no build argument the images do not declare.
+    declared = set(defaults(DockerfileParser(DOCKERFILE, cache_content=True))) | set(
+        defaults(DockerfileParser(NGC_DOCKERFILE, cache_content=True))) | {'USER_UID', 'USER_GID'}
+    for name in re.findall(r'--build-arg ([A-Z0-9_]+)=', docs):
+        assert name in declared, name
 
 
 def test_bake_script_lays_out_the_cache_as_keras_reads_it(cifar_home, tmp_path, monkeypatch):
-    # The synthetic cache's archive has the real one's layout; only its MD5 differs.
+    # A local archive in the build context (docker/cifar10/): the synthetic cache's archive has
+    # the real one's layout; only its MD5 differs, given the way a mirror's would be.
     import hashlib
     import shutil
     sys.path.insert(0, os.path.join(ROOT, 'docker'))
@@ -401,12 +687,34 @@ def test_bake_script_lays_out_the_cache_as_keras_reads_it(cifar_home, tmp_path, 
     context.mkdir()
     shutil.copyfile(archive, str(context / 'cifar-10-python.tar.gz'))
     with open(archive, 'rb') as f:
-        monkeypatch.setattr(bake_cifar10, 'MD5', hashlib.md5(f.read()).hexdigest())
+        monkeypatch.setenv(dataset.MD5_VARIABLE, hashlib.md5(f.read()).hexdigest())
+    monkeypatch.delenv(dataset.URL_VARIABLE, raising=False)
     home = tmp_path / 'home'
     (home / '.keras').mkdir(parents=True)
     monkeypatch.setenv('HOME', str(home))
     assert bake_cifar10.main(['1', str(context), 'http://invalid.invalid/x']) == 0
     datadir = home / '.keras' / 'datasets'
     assert sorted(os.listdir(str(datadir))) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
-    dataset.preflight()  # what allconvnet.py checks before load_data(): no download needed
+    # What a first run finds: the cache is complete, so nothing is downloaded.
+    assert dataset.ensure('http://127.0.0.1:1/never-asked') == str(datadir / dataset.NAME)
     assert dataset.check_batch(str(datadir / 'cifar-10-batches-py' / 'test_batch')) is None
+
+
+def test_bake_script_downloads_from_the_build_argument(mirror, tmp_path, monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, 'docker'))
+    import bake_cifar10
+    from runkit import dataset
+    url, md5 = mirror
+    monkeypatch.setenv(dataset.MD5_VARIABLE, md5)
+    monkeypatch.delenv(dataset.URL_VARIABLE, raising=False)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    empty_context = tmp_path / 'context'
+    empty_context.mkdir()
+    assert bake_cifar10.main(['1', str(empty_context), url + '/cifar-10-python.tar.gz']) == 0
+    assert os.path.isdir(str(tmp_path / '.keras' / 'datasets' / dataset.NAME))
+    # A failed download fails the build in one line naming the way round it.
+    monkeypatch.setenv('HOME', str(tmp_path / 'other'))
+    with pytest.raises(SystemExit) as e:
+        bake_cifar10.main(['1', str(empty_context), url + '/missing.tar.gz'])
+    assert 'HTTP 404' in str(e.value) and 'docker/cifar10/' in str(e.value)
+    assert '\n' not in str(e.value)

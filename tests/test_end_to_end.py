@@ -6,24 +6,12 @@ import numpy as np
 import pandas
 import pytest
 
-from conftest import run_allconvnet
 from runkit.records import HISTORY_COLUMNS
 
 
-@pytest.fixture(scope='module', params=['single', 'two-towers'])
-def finished_run(request, cifar_home, mirror, tmp_path_factory):
-    logdir = str(tmp_path_factory.mktemp('run') / request.param)
-    extra = ['--towers-on-cpu', '--gpus', '2'] if request.param == 'two-towers' else []
-    home, env = cifar_home, None
-    if request.param == 'single':
-        # A first run on a fresh machine: an empty HOME, CIFAR-10 from a loopback mirror.
-        home = str(tmp_path_factory.mktemp('fresh-home'))
-        env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
-               'ALLCONVNET_CIFAR10_MD5': mirror[1]}
-    proc = run_allconvnet(['--epochs', '2', '--train-limit', '200', '--test-limit', '64',
-                           '--seed', '3', '--quiet', '--logdir', logdir] + extra, home, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return logdir, proc, request.param
+@pytest.fixture(params=['single', 'two-towers'])
+def finished_run(request, tiny_runs):
+    return tiny_runs[request.param] + (request.param,)
 
 
 def test_writes_every_output(finished_run):

@@ -8,10 +8,11 @@ from keras import backend as K
 
 import allconvnet
 from make_parallel import make_parallel
+from runkit.recipes import RECIPES
 
 
 def predict_both(towers, n, seed=0):
-    model = allconvnet.build_model()
+    model = allconvnet.build_model(RECIPES['blog'])
     parallel = make_parallel(model, towers, device='/cpu:%d')
     x = np.random.RandomState(seed).rand(n, 32, 32, 3).astype('float32')
     # batch_size=n: the whole batch goes through the towers in one call.
@@ -34,24 +35,28 @@ def test_every_sample_kept_in_order_when_batch_does_not_divide(cpu_session):
 
 
 def test_one_tower_returns_the_model_itself(cpu_session):
-    model = allconvnet.build_model()
+    model = allconvnet.build_model(RECIPES['blog'])
     assert make_parallel(model, 1) is model
 
 
 def test_more_towers_than_devices_names_both_numbers(cpu_session):
     with pytest.raises(ValueError) as err:
-        make_parallel(allconvnet.build_model(), 5, device='/cpu:%d')
+        make_parallel(allconvnet.build_model(RECIPES['blog']), 5, device='/cpu:%d')
     assert '5' in str(err.value) and 'only 4' in str(err.value)
 
 
-def test_no_gpu_here_is_reported_not_hidden(cpu_session):
+def test_missing_gpus_are_reported_not_hidden(cpu_session):
+    # One more GPU than the session has (none here, some on a GPU machine): soft placement
+    # would quietly run the towers on the CPU instead.
+    from make_parallel import count_devices
+    have = count_devices('/gpu:%d')
     with pytest.raises(ValueError) as err:
-        make_parallel(allconvnet.build_model(), 2)
-    assert 'asked for 2' in str(err.value) and 'only 0' in str(err.value)
+        make_parallel(allconvnet.build_model(RECIPES['blog']), have + 2)
+    assert 'asked for %d' % (have + 2) in str(err.value) and 'only %d' % have in str(err.value)
 
 
 def test_training_step_through_towers_changes_shared_weights(cpu_session):
-    model = allconvnet.build_model()
+    model = allconvnet.build_model(RECIPES['blog'])
     parallel = make_parallel(model, 3, device='/cpu:%d')
     parallel.compile(loss='categorical_crossentropy', optimizer='sgd', metrics=['accuracy'])
     rng = np.random.RandomState(0)
@@ -65,7 +70,7 @@ def test_training_step_through_towers_changes_shared_weights(cpu_session):
 
 
 def test_ops_really_run_on_each_device(cpu_session):
-    model = allconvnet.build_model()
+    model = allconvnet.build_model(RECIPES['blog'])
     parallel = make_parallel(model, 4, device='/cpu:%d')
     x = np.random.rand(8, 32, 32, 3).astype('float32')
     meta = tf.RunMetadata()

@@ -2,6 +2,7 @@
 import pytest
 
 import allconvnet
+from runkit.recipes import RECIPES
 
 # (filters, kernel, border_mode, stride) of each Convolution2D, as the blog lists them.
 BLOG_CONVS = [(96, 3, 'same', 1), (96, 3, 'same', 1), (96, 3, 'same', 2),
@@ -11,7 +12,7 @@ BLOG_CONVS = [(96, 3, 'same', 1), (96, 3, 'same', 1), (96, 3, 'same', 2),
 
 @pytest.fixture
 def model(cpu_session):
-    return allconvnet.build_model()
+    return allconvnet.build_model(RECIPES['blog'])
 
 
 def test_convolutions_match_the_blog(model):
@@ -46,12 +47,12 @@ def test_shapes_and_parameter_count(model):
 
 
 def test_the_paper_adds_input_dropout_and_weight_decay_only(cpu_session):
-    paper = allconvnet.build_model(dropout=0.5, dropout_input=0.2, weight_decay=0.001)
+    paper = allconvnet.build_model(RECIPES['paper'])
     first = paper.layers[0]
     assert type(first).__name__ == 'Dropout' and first.p == 0.2
     assert paper.input_shape == (None, 32, 32, 3)
     assert [type(l).__name__ for l in paper.layers[1:]] == \
-        [type(l).__name__ for l in allconvnet.build_model().layers]
+        [type(l).__name__ for l in allconvnet.build_model(RECIPES['blog']).layers]
     assert paper.count_params() == 1369738
     convs = [l for l in paper.layers if type(l).__name__ == 'Convolution2D']
     # The paper's λ = 0.001 as a gradient term λw is Keras' l2(λ/2) on every kernel.

@@ -6,34 +6,25 @@ import shutil
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import predict
-from conftest import ROOT, run_allconvnet
-from runkit.preprocess import BLOG, preprocess
+from conftest import ROOT
+from runkit.preprocess import SCALE_255, preprocess
 
-TRAIN = ['--epochs', '1', '--train-limit', '64', '--test-limit', '32', '--quiet', '--seed', '1']
-
-
-def train(home, logdir, extra=()):
-    proc = run_allconvnet(TRAIN + ['--logdir', logdir] + list(extra), home)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return logdir
+@pytest.fixture(scope='module')
+def single_run(tiny_runs):
+    return tiny_runs['single'][0]
 
 
 @pytest.fixture(scope='module')
-def single_run(cifar_home, tmp_path_factory):
-    return train(cifar_home, str(tmp_path_factory.mktemp('predict') / 'single'))
-
-
-@pytest.fixture(scope='module')
-def tower_run(cifar_home, tmp_path_factory):
+def tower_run(tiny_runs):
     """A make_parallel run on two virtual CPU devices: its checkpoint is the template's."""
-    return train(cifar_home, str(tmp_path_factory.mktemp('predict') / 'towers'),
-                 ['--towers-on-cpu', '--gpus', '2'])
+    return tiny_runs['two-towers'][0]
 
 
 @pytest.fixture(scope='module')
@@ -61,15 +52,23 @@ def image_files(cache_images, tmp_path_factory):
 
 
 def run_predict(args):
+    """predict.py as a program, in a subprocess."""
     return subprocess.run([sys.executable, os.path.join(ROOT, 'predict.py')] + list(args),
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=300)
+
+
+def predict_here(args, capsys):
+    """predict.main in this process, with what `run_predict` returns."""
+    code, out, err = run_main(args, capsys)
+    return SimpleNamespace(returncode=code, stdout=out, stderr=''.join(l + '\n' for l in err))
 
 
 def run_main(argv, capsys):
     """predict.main in this process: (exit code, stdout, stderr lines)."""
     from keras import backend as K
     K.clear_session()
+    capsys.readouterr()  # Keras' "Using TensorFlow backend." when this process first imports it
     try:
         code = predict.main(argv)
     except SystemExit as e:  # argparse refusals
@@ -101,13 +100,14 @@ def expected_probabilities(weights, logdir, files):
 
 
 @pytest.mark.parametrize('source', ['--run single', '--weights single', '--weights towers'])
-def test_json_probabilities_equal_model_predict(source, request, image_files, cache_images):
+def test_json_probabilities_equal_model_predict(source, request, image_files, cache_images,
+                                                capsys):
     flag, which = source.split()
     logdir = request.getfixturevalue('single_run' if which == 'single' else 'tower_run')
     weights = os.path.join(logdir, 'weights.best.hdf5')
     files = [image_files[k] for k in ['png', 'jpeg', 'rgba', 'grey']]
-    proc = run_predict(files + [flag, logdir if flag == '--run' else weights, '--json',
-                                '--top', '10', '--batch-size', '3'])
+    proc = predict_here(files + [flag, logdir if flag == '--run' else weights, '--json',
+                                 '--top', '10', '--batch-size', '3'], capsys)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ''
     result = json.loads(proc.stdout)
@@ -143,7 +143,7 @@ def test_text_output_is_top_three_per_image(single_run, image_files):
 
 
 def test_unreadable_images_are_reported_and_the_others_classified(single_run, image_files,
-                                                                  tmp_path):
+                                                                  tmp_path, capsys):
     text = tmp_path / 'notes.png'
     text.write_text('not an image\n')
     truncated = tmp_path / 'truncated.jpg'
@@ -151,7 +151,7 @@ def test_unreadable_images_are_reported_and_the_others_classified(single_run, im
     truncated.write_bytes(data[:len(data) // 2])
     missing = str(tmp_path / 'missing.png')
     files = [image_files['png'], missing, str(text), str(truncated), image_files['grey']]
-    proc = run_predict(files + ['--run', single_run, '--json'])
+    proc = predict_here(files + ['--run', single_run, '--json'], capsys)
     assert proc.returncode == 1, proc.stderr
     errors = proc.stderr.splitlines()
     assert len(errors) == 3 and all(l.startswith('predict.py: error: ') for l in errors), errors
@@ -164,7 +164,7 @@ def test_unreadable_images_are_reported_and_the_others_classified(single_run, im
     assert len(entries[0]['top']) == 3 and len(entries[4]['probabilities']) == 10
 
 
-def test_another_models_hdf5_is_refused_in_one_line(single_run, image_files, tmp_path):
+def test_another_models_hdf5_is_refused_in_one_line(single_run, image_files, tmp_path, capsys):
     from keras import backend as K
     from keras.layers import Dense
     from keras.models import Sequential
@@ -174,7 +174,7 @@ def test_another_models_hdf5_is_refused_in_one_line(single_run, image_files, tmp
     weights = str(tmp_path / 'weights.best.hdf5')
     other.save(weights)
     shutil.copy(os.path.join(single_run, 'run.json'), str(tmp_path))
-    proc = run_predict([image_files['png'], '--weights', weights])
+    proc = predict_here([image_files['png'], '--weights', weights], capsys)
     assert proc.returncode == 2 and proc.stdout == ''
     assert proc.stderr.splitlines() == [
         'predict.py: error: %s is not a checkpoint of this model: it maps (None, 3) to '
@@ -242,7 +242,7 @@ def test_preprocessing_comes_from_run_json(single_run, image_files, tmp_path, ca
     code, out, err = with_record(dict((k, v) for k, v in run.items() if k != 'preprocessing'))
     assert code == 0 and len(err) == 1 and err[0].startswith('predict.py: note: ')
     assert 'predates the preprocessing record' in err[0]
-    assert json.loads(out)['preprocessing'] == BLOG
+    assert json.loads(out)['preprocessing'] == SCALE_255
     assert json.loads(out)['images'][0]['probabilities'] == reference
 
 
@@ -262,8 +262,6 @@ def test_fitted_preprocessing_is_read_from_the_run_directory(single_run, image_f
     """A record with statistics fitted at training time (the paper's GCN + ZCA) finds them
     beside the checkpoint, and predict.py applies them exactly as runkit.preprocess does."""
     import runkit.preprocess as rp
-    if not hasattr(rp, 'GCN_ZCA'):
-        pytest.skip('runkit.preprocess has no fitted preprocessing yet')
     from keras import backend as K
     from keras.models import load_model
     with open(os.path.join(single_run, 'run.json')) as f:

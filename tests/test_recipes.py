@@ -17,6 +17,10 @@ from runkit.recipes import (BLOG_SGD_OBJECT, KERAS_SGD, NAMES, RECIPES, StepSche
 TINY = ['--train-limit', '64', '--test-limit', '32', '--quiet']
 
 
+def resolve_(args):
+    return resolve(args, allconvnet.batch_size, allconvnet.nb_epoch)
+
+
 def as_json(value):
     return json.loads(json.dumps(value))
 
@@ -38,7 +42,7 @@ def test_records_share_their_fields_and_survive_json():
 
 def test_blog_recipe_is_the_listing(cpu_session):
     from keras.optimizers import SGD
-    blog = RECIPES['blog']
+    blog, _ = resolve_(parsed())
     assert (blog['batch_size'], blog['epochs']) == (allconvnet.batch_size, allconvnet.nb_epoch)
     # optimizer='sgd' gets Keras 1.2.2's SGD() defaults, which the record spells out.
     assert compile_argument(blog['optimizer'], None) == 'sgd'
@@ -67,28 +71,28 @@ def parsed(*argv):
 
 
 def test_flags_override_single_fields():
-    record, overridden = resolve(parsed('--recipe', 'upstream', '--lr', '0.05'))
+    record, overridden = resolve_(parsed('--recipe', 'upstream', '--lr', '0.05'))
     expected = as_json(RECIPES['upstream'])
     expected['optimizer']['lr'] = 0.05
     assert record == expected and overridden == ['optimizer.lr']
 
-    record, overridden = resolve(parsed('--recipe', 'paper', '--epochs', '3', '--batch-size',
+    record, overridden = resolve_(parsed('--recipe', 'paper', '--epochs', '3', '--batch-size',
                                         '8', '--weight-decay', '0'))
     assert (record['epochs'], record['batch_size'], record['weight_decay']) == (3, 8, 0.)
     assert overridden == ['epochs', 'batch_size', 'weight_decay']
 
-    record, overridden = resolve(parsed())  # no flags: the blog, untouched
-    assert record == RECIPES['blog'] and overridden == []
+    record, overridden = resolve_(parsed())  # no flags: the blog, untouched
+    assert record == dict(RECIPES['blog'], epochs=1000, batch_size=32) and overridden == []
 
 
 def test_pass_sgd_object_and_lr_override_the_optimizer(cpu_session):
     from keras.optimizers import SGD
     listing_sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
-    record, overridden = resolve(parsed('--pass-sgd-object'))
+    record, overridden = resolve_(parsed('--pass-sgd-object'))
     assert record['optimizer'] == BLOG_SGD_OBJECT and overridden == ['optimizer']
     assert compile_argument(record['optimizer'], listing_sgd) is listing_sgd
     # The string cannot carry another lr: Keras' default SGD, as an object, with that lr.
-    record, _ = resolve(parsed('--lr', '0.03'))
+    record, _ = resolve_(parsed('--lr', '0.03'))
     built = compile_argument(record['optimizer'], listing_sgd)
     config = built.get_config()
     assert config['lr'] == pytest.approx(0.03) and config['momentum'] == 0
@@ -107,6 +111,7 @@ def test_each_recipe_trains_one_epoch_and_records_its_settings(name, cifar_home,
     run = read_run(logdir)
     expected = as_json(RECIPES[name])
     expected['epochs'] = 1
+    expected['batch_size'] = expected['batch_size'] or allconvnet.batch_size
     assert run['recipe_name'] == name and run['args']['recipe'] == name
     assert run['recipe'] == expected and run['overridden'] == ['epochs']
     assert run['preprocessing'] == expected['preprocessing']
@@ -140,31 +145,20 @@ def test_overrides_reach_run_json_and_the_optimizer(cifar_home, tmp_path):
     assert run['optimizer']['config']['momentum'] == pytest.approx(0.9)
 
 
-def test_blogs_intended_optimizer_diverges_and_the_nan_guard_stops_it(cifar_home, tmp_path):
-    # The listing's SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True) blows up within a
-    # few steps in TF's default threading: a NaN loss in 12 runs of 17 when this was written,
-    # otherwise dead ReLUs or a run that limps on. Those runs are not repeatable (Keras 1.2.2's
-    # updates race with the reads of the same step), so up to eight seeds are tried; a NaN in
-    # none of them has a chance below 1e-4 at that rate. (Under --deterministic, where the race
-    # cannot happen, 4 seeds of 4 trained for 2 epochs without blowing up.)
-    for seed in range(1, 9):
-        logdir = str(tmp_path / ('seed%d' % seed))
-        proc = run_allconvnet(['--pass-sgd-object', '--epochs', '2', '--train-limit', '256',
-                               '--test-limit', '32', '--seed', str(seed), '--quiet',
-                               '--logdir', logdir], cifar_home)
-        if proc.returncode == 3:
-            break
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    else:
-        pytest.fail('eight seeds of --pass-sgd-object, none ended in a NaN loss')
-    errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
-    assert len(errors) == 1 and 'training loss is nan at epoch' in errors[0], proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr
+def test_blogs_intended_optimizer_is_what_pass_sgd_object_trains(cifar_home, tmp_path):
+    # Whether it then diverges depends on TF's thread race (README); the NaN guard that stops
+    # a diverging run is tested deterministically in test_failures.py.
+    logdir = str(tmp_path / 'run')
+    proc = run_allconvnet(['--pass-sgd-object', '--epochs', '1', '--seed', '1',
+                           '--deterministic', '--logdir', logdir] + TINY, cifar_home)
+    assert proc.returncode in (0, 3), proc.stderr[-2000:]
     run = read_run(logdir)
-    assert run['status'] == 'diverged' and run['overridden'] == ['optimizer', 'epochs']
+    assert run['overridden'] == ['optimizer', 'epochs']
     assert run['recipe']['optimizer'] == BLOG_SGD_OBJECT
     assert run['optimizer']['compiled_with'] == 'sgd object'
-    assert run['optimizer']['config']['lr'] == pytest.approx(0.1)
+    config = run['optimizer']['config']
+    assert config['lr'] == pytest.approx(0.1) and config['momentum'] == pytest.approx(0.9)
+    assert config['decay'] == pytest.approx(1e-6) and config['nesterov'] is True
 
 
 # -- the paper's step schedule ------------------------------------------------------------
@@ -212,10 +206,14 @@ def batch():
     return (rs.rand(4, 32, 32, 3).astype('float32'), np.eye(10)[rs.randint(0, 10, 4)])
 
 
+def recipe(**fields):
+    return dict(RECIPES['blog'], **fields)
+
+
 def test_weight_decay_enters_the_loss_as_half_lambda_squared_norm(cpu_session, batch):
     lam = 0.001
-    decayed = allconvnet.build_model(0.5, 0.2, lam)
-    plain = allconvnet.build_model(0.5, 0.2, 0.)
+    decayed = allconvnet.build_model(recipe(dropout_input=0.2, weight_decay=lam))
+    plain = allconvnet.build_model(recipe(dropout_input=0.2))
     for m in (decayed, plain):
         m.compile(loss='categorical_crossentropy', optimizer='sgd')
     assert len(decayed.losses) == 9 and len(plain.losses) == 0
@@ -229,13 +227,13 @@ def test_weight_decay_counts_once_with_towers(cpu_session, batch):
     lam = 0.001
     models = []
     for fix in (True, False):
-        template = allconvnet.build_model(weight_decay=lam)
+        template = allconvnet.build_model(recipe(weight_decay=lam))
         parallel = make_parallel(template, 2, device='/cpu:%d')
         if fix:
             count_weight_decay_once(template)
         parallel.compile(loss='categorical_crossentropy', optimizer='sgd')
         models.append((template, parallel))
-    plain = allconvnet.build_model()
+    plain = allconvnet.build_model(recipe())
     plain.compile(loss='categorical_crossentropy', optimizer='sgd')
     expected = lam / 2 * kernel_squares(models[0][0])
     assert penalty_in_loss(models[0][1], plain, *batch) == pytest.approx(expected, rel=1e-4)

@@ -6,12 +6,14 @@ from keras.optimizers import SGD
 
 import allconvnet
 from make_parallel import make_parallel
-from runkit.records import AtomicModelCheckpoint, replace_atomically
+from runkit.recipes import RECIPES
+from runkit.callbacks import AtomicModelCheckpoint
+from runkit.records import replace_atomically
 from runkit.resume import restore_state, save_state
 
 
 def trained(towers, steps):
-    template = allconvnet.build_model()
+    template = allconvnet.build_model(RECIPES['blog'])
     model = make_parallel(template, towers, device='/cpu:%d')
     model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
                   optimizer=SGD(lr=0.1, decay=1e-3, momentum=0.9, nesterov=True))
@@ -54,7 +56,7 @@ def test_replace_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
 
 def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path):
     path = str(tmp_path / 'weights.best.hdf5')
-    template = allconvnet.build_model()
+    template = allconvnet.build_model(RECIPES['blog'])
     checkpoint = AtomicModelCheckpoint(path, monitor='val_acc', verbose=0, save_best_only=True,
                                        save_weights_only=False, mode='max')
     checkpoint.set_model(template)

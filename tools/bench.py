@@ -1,13 +1,14 @@
 """Measure what training All-CNN-C costs on this machine: images/s, FLOPs, fraction of peak.
 
-    python tools/bench.py [--only SECTIONS] [--build NAME=PYTHON ...] [--batch-size N]
+    python -m tools.bench [--only SECTIONS] [--build NAME=PYTHON ...] [--batch-size N]
                           [--jit auto|off] [--threads PAIRS] [--repeats R] [--steps S]
                           [--warmup W] [--rounds K] [--out DIR]
 
-Every case runs in a fresh subprocess (a new TensorFlow session with its own thread pools,
-or another interpreter for another TensorFlow build), warms up, then times R repeats of
-S steps and reports the median and the spread. With --rounds K the whole list of cases runs
-K times in turn, so that a slow minute on the machine hits every case alike. Sections:
+Run from the repository root. Every case runs in a fresh subprocess (a new TensorFlow session
+with its own thread pools, or another interpreter for another TensorFlow build), warms up,
+then times R repeats of S steps and reports the median and the spread. With --rounds K the
+whole list of cases runs K times in turn, so that a slow minute on the machine hits every
+case alike. Sections:
 
   headline  the blog as published (Keras' own session, stock build) against allconvnet.py
             with --jit off and with its default for the blog's run (XLA on where no GPU is
@@ -24,22 +25,19 @@ FLOPs per image are counted from the model's layers (flops_per_image), and the a
 GFLOP/s are set beside the machine's peak (peak_gflops). Results go to DIR/bench.json and
 DIR/bench.md (default DIR: logs/bench/<UTC time>), with the CPU and the package versions.
 """
-from __future__ import print_function
-
 import argparse
 import json
 import os
-import platform
+import statistics
 import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+import numpy as np
 
-from runkit.argtypes import Parser, positive_int  # noqa: E402 (no Keras: --help stays quick)
+from runkit.argtypes import Parser, assignment, comma_list, positive_int
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECTIONS = ('headline', 'threads', 'batch', 'eval', 'datagen', 'workers', 'towers', 'overhead')
 # Thread pairs (intra_op, inter_op) for the sweep; 0 is TensorFlow's "one per logical CPU",
 # -1 (inter) runs every op in the calling thread.
@@ -50,55 +48,36 @@ MKL_ENV = {'KMP_BLOCKTIME': '1', 'KMP_AFFINITY': 'granularity=fine,compact,1,0'}
 RESULT_TAG = 'BENCH_RESULT '
 # The blog's run, nb_epoch = 1000 of CIFAR-10's 50,000 images: what --jit auto decides for.
 BLOG_RUN_IMAGES = 1000 * 50000
+# Cases this cheap time ten times as many batches, for a steadier figure.
+CHEAP = ('datagen', 'overhead')
+TABLE_HEAD = ['| case | build | threads (intra/inter) | XLA | batch | images/s (median) | min-max '
+              '| spread | GFLOP/s | % of peak | vs first row |',
+              '|---|---|---|---|---:|---:|---|---:|---:|---:|---:|']
 
 
 # ---------------------------------------------------------------------------------------------
 # What the machine could do, and what a training image asks of it.
 
-def cpu_info():
-    """Model name, logical CPUs, MHz and instruction-set flags from /proc/cpuinfo."""
-    info = {'cpu': platform.processor() or 'unknown', 'mhz': None, 'flags': []}
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                key, value = key.strip(), value.strip()
-                if key == 'model name':
-                    info['cpu'] = value
-                elif key == 'cpu MHz' and info['mhz'] is None:
-                    info['mhz'] = float(value)
-                elif key == 'flags' and not info['flags']:
-                    info['flags'] = value.split()
-    except OSError:
-        pass
-    info['cores'] = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
-        else os.cpu_count()
-    return info
+# Single-precision FLOPs one core can start per cycle, by instruction set: two vector FMA pipes
+# per core (Intel since Haswell, AMD since Zen 2), each FMA two FLOPs; AVX without FMA starts
+# one 8-lane multiply and one 8-lane add per cycle, SSE the same on 4 lanes.
+ISAS = [({'avx512f'}, 64, 'AVX-512 (2 FMA pipes x 16 lanes x 2)'),
+        ({'avx2', 'fma'}, 32, 'AVX2+FMA (2 FMA pipes x 8 lanes x 2)'),
+        ({'avx'}, 16, 'AVX (8-lane multiply + 8-lane add)'),
+        (set(), 8, 'SSE (4-lane multiply + 4-lane add)')]
 
 
 def flops_per_cycle(flags):
-    """Single-precision FLOPs one core can start per cycle, and the instruction set behind it.
-
-    Two vector FMA pipes per core (Intel since Haswell, AMD since Zen 2), each FMA two FLOPs:
-    AVX-512 16 lanes, AVX2+FMA 8 lanes. AVX without FMA: one 8-lane multiply and one 8-lane
-    add per cycle. SSE: 4 lanes, one multiply and one add.
-    """
-    flags = set(flags)
-    if 'avx512f' in flags:
-        return 64, 'AVX-512 (2 FMA pipes x 16 lanes x 2)'
-    if 'avx2' in flags and 'fma' in flags:
-        return 32, 'AVX2+FMA (2 FMA pipes x 8 lanes x 2)'
-    if 'avx' in flags:
-        return 16, 'AVX (8-lane multiply + 8-lane add)'
-    return 8, 'SSE (4-lane multiply + 4-lane add)'
+    """(FLOPs per cycle, instruction set) for the widest set in ISAS that `flags` has."""
+    return next((n, isa) for needs, n, isa in ISAS if needs <= set(flags))
 
 
-def peak_gflops(info):
-    """cores x GHz x FLOPs per cycle, or None where /proc/cpuinfo gives no frequency."""
-    per_cycle, isa = flops_per_cycle(info['flags'])
-    if not info['mhz']:
+def peak_gflops(machine):
+    """(cores x GHz x FLOPs per cycle or None without a frequency, FLOPs per cycle, ISA)."""
+    per_cycle, isa = flops_per_cycle(machine['flags'])
+    if not machine['mhz']:
         return None, per_cycle, isa
-    return info['cores'] * info['mhz'] / 1000. * per_cycle, per_cycle, isa
+    return machine['cores'] * machine['mhz'] / 1000. * per_cycle, per_cycle, isa
 
 
 def flops_per_image(model):
@@ -113,20 +92,14 @@ def flops_per_image(model):
     forward = training = 0
     first = True
     for layer in model.layers:
-        out = layer.output_shape
-        elements = 1
-        for d in out[1:]:
-            elements *= d
+        elements = int(np.prod(layer.output_shape[1:]))
+        macs = 0
         if hasattr(layer, 'nb_row'):  # Convolution2D
-            in_channels = layer.input_shape[-1]
-            macs = elements * layer.nb_row * layer.nb_col * in_channels
-            conv = 2 * macs
-            forward += conv + elements  # + bias
-            training += conv * (2 if first else 3) + 2 * elements
-            first = False
+            macs = elements * layer.nb_row * layer.nb_col * layer.input_shape[-1]
         elif hasattr(layer, 'output_dim'):  # Dense
             macs = layer.input_shape[-1] * layer.output_dim
-            forward += 2 * macs + elements
+        if macs:
+            forward += 2 * macs + elements  # + bias
             training += 2 * macs * (2 if first else 3) + 2 * elements
             first = False
         elif layer.__class__.__name__ != 'InputLayer':
@@ -136,173 +109,101 @@ def flops_per_image(model):
 
 
 # ---------------------------------------------------------------------------------------------
-# One case, in a subprocess: python tools/bench.py --worker '{"kind": "train", ...}'
-
-def build_compiled(towers=0):
-    """allconvnet.py's model and compile, blog recipe (optimizer='sgd', as published)."""
-    from keras.optimizers import SGD
-    import allconvnet
-    from make_parallel import make_parallel
-    from runkit import recipes
-    template = allconvnet.build_model()
-    model = make_parallel(template, towers, device='/cpu:%d') if towers else template
-    sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
-    optimizer = recipes.compile_argument(recipes.RECIPES['blog']['optimizer'], sgd)
-    model.compile(loss='categorical_crossentropy', optimizer=optimizer, metrics=['accuracy'])
-    return template, model
-
-
-def fake_cifar(n, seed=0):
-    """n images scaled to [0, 1] as allconvnet.py feeds them, and one-hot labels."""
-    import numpy as np
-    rng = np.random.RandomState(seed)
-    x = rng.randint(0, 256, size=(n, 32, 32, 3)).astype('float32') / 255.
-    y = np.zeros((n, 10), dtype='float32')
-    y[np.arange(n), rng.randint(0, 10, size=n)] = 1.
-    return x, y
-
-
-def timed(repeats, work):
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
+# One case, in a subprocess: python -m tools.bench --worker '{"kind": "train", ...}'
 
 def worker(spec):
+    """Time one case in this process: its images per repeat, seconds per repeat, FLOPs, build."""
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    import numpy as np
     import tensorflow as tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from keras import backend as K
+    from keras.layers import Dense, GlobalAveragePooling2D
+    from keras.models import Sequential
+    from keras.optimizers import SGD
+    from keras.preprocessing.image import ImageDataGenerator
+    import allconvnet
+    from make_parallel import make_parallel
+    from runkit import recipes, records, session
     K.set_image_dim_ordering('tf')
-    from runkit import session
-    if spec.get('threads') != 'keras':
-        # 'keras': no session of ours, so Keras 1.2.2 makes its own, as in the blog.
-        threads = tuple(spec['threads']) if spec.get('threads') else None
+    result = {'xla': False}
+    # 'keras': no session of ours, so Keras 1.2.2 makes its own, as in the blog.
+    if spec['threads'] != 'keras':
         jit = spec.get('jit')
         if jit is None:  # allconvnet.py's --jit auto for the blog's full run
             jit = session.use_jit('auto', images=BLOG_RUN_IMAGES)
-        proto = session.config(cpu_devices=spec.get('cpu_devices'), threads=threads, jit=jit)
+        threads = tuple(spec['threads']) if spec['threads'] else None
+        proto = session.config(cpu_devices=spec['cpu_devices'], threads=threads, jit=jit)
         K.set_session(tf.Session(config=proto))
-    result_xla = False
-    if spec.get('threads') != 'keras':
-        result_xla = proto.graph_options.optimizer_options.global_jit_level == \
+        result['xla'] = proto.graph_options.optimizer_options.global_jit_level == \
             tf.OptimizerOptions.ON_1
     np.random.seed(0)
     tf.set_random_seed(0)
     kind, batch, steps = spec['kind'], spec['batch'], spec['steps']
-    images = batch * steps
-    result = {'images_per_repeat': images, 'xla': result_xla}
-
-    if kind == 'datagen':
-        from keras.preprocessing.image import ImageDataGenerator
-        from runkit import recipes
-        x, y = fake_cifar(images)
-        flow = ImageDataGenerator(**recipes.RECIPES['blog']['augmentation']).flow(
-            x, y, batch_size=batch, seed=0)
-        for _ in range(spec['warmup']):
-            next(flow)
-        result['seconds'] = timed(spec['repeats'], lambda: [next(flow) for _ in range(steps)])
-        return result
-
+    rng = np.random.RandomState(0)
+    # Random images scaled to [0, 1] as allconvnet.py feeds them, and one-hot labels.
+    x = rng.randint(0, 256, size=(batch * steps, 32, 32, 3)).astype('float32') / 255.
+    y = np.eye(10, dtype='float32')[rng.randint(0, 10, size=batch * steps)]
+    blog = recipes.RECIPES['blog']
+    datagen = ImageDataGenerator(**blog['augmentation'])
+    flow = datagen.flow(x, y, batch_size=batch, seed=0)
     if kind == 'overhead':
         # The smallest model Keras 1.2.2 trains with the same loss, optimizer and feeds: its
         # step time is the fixed cost of a step (Python, feed_dict, session.run), which no
         # faster device removes.
-        from keras.layers import Dense, GlobalAveragePooling2D
-        from keras.models import Sequential
         model = Sequential([GlobalAveragePooling2D(input_shape=(32, 32, 3)),
                             Dense(10, activation='softmax')])
-        model.compile(loss='categorical_crossentropy', optimizer='sgd', metrics=['accuracy'])
-        x, y = fake_cifar(images)
-        for i in range(spec['warmup']):
-            model.train_on_batch(x[:batch], y[:batch])
-        result['seconds'] = timed(spec['repeats'], lambda: [
-            model.train_on_batch(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
-            for i in range(steps)])
-        return result
+    elif kind != 'datagen':
+        model = template = allconvnet.build_model(blog)
+        if spec['towers']:
+            model = make_parallel(template, spec['towers'], device='/cpu:%d')
+        result['flops_forward'], result['flops_training'] = flops_per_image(template)
+    if kind != 'datagen':
+        # As allconvnet.py compiles: the recipe's choice, with the listing's SGD object at hand.
+        listing_sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
+        model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
+                      optimizer=recipes.compile_argument(blog['optimizer'], listing_sgd))
 
-    template, model = build_compiled(spec.get('towers', 0))
-    result['flops_forward'], result['flops_training'] = flops_per_image(template)
-    x, y = fake_cifar(images)
-    if kind == 'train':
-        def epoch():
-            for i in range(steps):
-                model.train_on_batch(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
-        for i in range(spec['warmup']):
-            model.train_on_batch(x[:batch], y[:batch])
-        result['seconds'] = timed(spec['repeats'], epoch)
-    elif kind == 'eval':
-        model.evaluate(x[:batch * spec['warmup']], y[:batch * spec['warmup']],
-                       batch_size=batch, verbose=0)
-        result['seconds'] = timed(spec['repeats'],
-                                  lambda: model.evaluate(x, y, batch_size=batch, verbose=0))
-    elif kind == 'workers':
-        from keras.preprocessing.image import ImageDataGenerator
-        from runkit import recipes
-        datagen = ImageDataGenerator(**recipes.RECIPES['blog']['augmentation'])
-
-        def fit(n):
-            model.fit_generator(datagen.flow(x, y, batch_size=batch), samples_per_epoch=n,
+    def work(n):
+        if kind == 'datagen':
+            for _ in range(n):
+                next(flow)
+        elif kind in ('train', 'overhead'):
+            for i in range(n):
+                start = i % steps * batch
+                model.train_on_batch(x[start:start + batch], y[start:start + batch])
+        elif kind == 'eval':
+            model.evaluate(x[:batch * n], y[:batch * n], batch_size=batch, verbose=0)
+        else:
+            model.fit_generator(datagen.flow(x, y, batch_size=batch), samples_per_epoch=batch * n,
                                 nb_epoch=1, verbose=0, nb_worker=spec['nb_worker'],
                                 pickle_safe=spec['pickle_safe'])
-        fit(batch * spec['warmup'])
-        result['seconds'] = timed(spec['repeats'], lambda: fit(images))
-    else:
-        raise ValueError('unknown case kind %r' % kind)
-    return result
-
-
-def build_info():
-    """Which TensorFlow distribution this interpreter has, and whether it uses MKL-DNN."""
+    work(spec['warmup'])
+    result.update(images_per_repeat=batch * steps, seconds=[])
+    for _ in range(spec['repeats']):
+        start = time.perf_counter()
+        work(steps)
+        result['seconds'].append(time.perf_counter() - start)
+    # The build: which TensorFlow distribution this interpreter has, and whether it uses MKL.
     import pkg_resources
-    import tensorflow as tf
-    from runkit.records import versions
-    dist = 'unknown'
-    for name in ('intel-tensorflow', 'tensorflow', 'tensorflow-gpu'):
-        try:
-            pkg_resources.get_distribution(name)
-            dist = name
-            break
-        except pkg_resources.DistributionNotFound:
-            pass
-    try:
-        from tensorflow.python import pywrap_tensorflow
-        mkl = bool(pywrap_tensorflow.IsMklEnabled())
-    except AttributeError:
-        mkl = False
-    return {'distribution': dist, 'mkl': mkl, 'versions': versions(),
-            'gpus': [d.name for d in tf.config.experimental.list_physical_devices('GPU')]}
-
-
-def run_worker(text):
-    spec = json.loads(text)
-    result = worker(spec)
-    result.update(build_info())
-    print(RESULT_TAG + json.dumps(result))
-    return 0
+    from tensorflow.python import pywrap_tensorflow
+    installed = {d.project_name.lower() for d in pkg_resources.working_set}
+    result['build'] = {
+        'distribution': next((name for name in ('intel-tensorflow', 'tensorflow', 'tensorflow-gpu')
+                              if name in installed), 'unknown'),
+        'mkl': bool(getattr(pywrap_tensorflow, 'IsMklEnabled', lambda: False)()),
+        'versions': records.versions(),
+        'gpus': [d.name for d in tf.config.experimental.list_physical_devices('GPU')]}
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
 # The cases, and running them.
 
-def case(name, section, kind, batch=32, threads=None, build='stock', towers=0, cpu_devices=None,
-         **extra):
-    spec = dict(kind=kind, batch=batch, threads=threads, towers=towers,
-                cpu_devices=cpu_devices, **extra)
-    return {'name': name, 'section': section, 'build': build, 'spec': spec}
-
-
 def threads_label(threads):
     if threads == 'keras':
         return "Keras' own session (TF defaults)"
-    if threads is None:
-        return 'TF default (allconvnet.py)'
-    return '%d/%d' % tuple(threads)
+    return 'TF default (allconvnet.py)' if threads is None else '%d/%d' % tuple(threads)
 
 
 def plan(sections, batch_size, builds, jit=None, sweep=THREAD_SWEEP):
@@ -310,67 +211,62 @@ def plan(sections, batch_size, builds, jit=None, sweep=THREAD_SWEEP):
     --jit auto for the blog's full run (XLA on where no GPU is visible), False is --jit off;
     the headline has both."""
     cases = []
+
+    def case(name, section, kind, batch=32, threads=None, build='stock', towers=0,
+             cpu_devices=None, **extra):
+        spec = dict(kind=kind, batch=batch, threads=threads, towers=towers,
+                    cpu_devices=cpu_devices, threads_label=threads_label(threads), **extra)
+        cases.append({'name': name, 'section': section, 'build': build, 'spec': spec})
+
     if 'headline' in sections:
-        cases.append(case('blog as published: Keras 1.2.2 makes the session', 'headline',
-                          'train', threads='keras'))
-        cases.append(case('allconvnet.py --jit off', 'headline', 'train', jit=False))
-        cases.append(case("allconvnet.py's default for the blog's run (--jit auto: XLA on)",
-                          'headline', 'train'))
+        case('blog as published: Keras 1.2.2 makes the session', 'headline', 'train',
+             threads='keras')
+        case('allconvnet.py --jit off', 'headline', 'train', jit=False)
+        case("allconvnet.py's default for the blog's run (--jit auto: XLA on)", 'headline', 'train')
         for name in builds:
-            cases.append(case('%s build, allconvnet.py --jit off' % name, 'headline', 'train',
-                              build=name, jit=False))
-            cases.append(case('%s build, allconvnet.py --jit on' % name, 'headline', 'train',
-                              build=name, jit=True))
+            for on in (False, True):
+                case('%s build, allconvnet.py --jit %s' % (name, 'on' if on else 'off'),
+                     'headline', 'train', build=name, jit=on)
     if 'threads' in sections:
         for name in ['stock'] + list(builds):
             for threads in sweep:
-                cases.append(case('%s, threads %s' % (name, threads_label(threads)), 'threads',
-                                  'train', threads=list(threads), build=name, jit=jit))
-    if 'batch' in sections:
-        for batch in sorted({32, batch_size}):
-            cases.append(case('train, batch %d' % batch, 'batch', 'train', batch=batch, jit=jit))
-    if 'eval' in sections:
-        for batch in sorted({32, batch_size}):
-            cases.append(case('evaluate, batch %d' % batch, 'eval', 'eval', batch=batch, jit=jit))
+                case('%s, threads %s' % (name, threads_label(threads)), 'threads', 'train',
+                     threads=list(threads), build=name, jit=jit)
+    for section, kind, label in (('batch', 'train', 'train'), ('eval', 'eval', 'evaluate')):
+        if section in sections:
+            for batch in sorted({32, batch_size}):
+                case('%s, batch %d' % (label, batch), section, kind, batch=batch, jit=jit)
     if 'datagen' in sections:
-        cases.append(case("blog's ImageDataGenerator alone, batch 32", 'datagen', 'datagen'))
+        case("blog's ImageDataGenerator alone, batch 32", 'datagen', 'datagen')
         if not any(c['section'] == 'batch' and c['spec']['batch'] == 32 for c in cases):
-            cases.append(case('train, batch 32', 'batch', 'train', jit=jit))
+            case('train, batch 32', 'batch', 'train', jit=jit)
     if 'workers' in sections:
-        cases.append(case('fit_generator, 1 thread (Keras default)', 'workers', 'workers',
-                          nb_worker=1, pickle_safe=False, jit=jit))
-        cases.append(case('fit_generator, nb_worker=2, pickle_safe', 'workers', 'workers',
-                          nb_worker=2, pickle_safe=True, jit=jit))
+        case('fit_generator, 1 thread (Keras default)', 'workers', 'workers', nb_worker=1,
+             pickle_safe=False, jit=jit)
+        case('fit_generator, nb_worker=2, pickle_safe', 'workers', 'workers', nb_worker=2,
+             pickle_safe=True, jit=jit)
     if 'towers' in sections:
-        cases.append(case('plain model (no make_parallel)', 'towers', 'train', jit=jit))
+        case('plain model (no make_parallel)', 'towers', 'train', jit=jit)
         for towers in (1, 2, 4):
-            cases.append(case('make_parallel, %d tower%s on CPU devices'
-                              % (towers, '' if towers == 1 else 's'), 'towers', 'train',
-                              towers=towers, cpu_devices=4, jit=jit))
+            case('make_parallel, %d tower%s on CPU devices' % (towers, 's' * (towers > 1)),
+                 'towers', 'train', towers=towers, cpu_devices=4, jit=jit)
         # One tower per core, each op on one thread: the fastest tower layout found here.
-        cases.append(case('make_parallel, 2 towers on CPU devices, threads 1/2', 'towers',
-                          'train', towers=2, cpu_devices=2, threads=[1, 2], jit=jit))
+        case('make_parallel, 2 towers on CPU devices, threads 1/2', 'towers', 'train', towers=2,
+             cpu_devices=2, threads=[1, 2], jit=jit)
     if 'overhead' in sections:
-        cases.append(case('fixed cost of a step: GAP + Dense model', 'overhead', 'overhead',
-                          jit=jit))
-    for c in cases:
-        c['spec']['threads_label'] = threads_label(c['spec']['threads'])
+        case('fixed cost of a step: GAP + Dense model', 'overhead', 'overhead', jit=jit)
     return cases
 
 
 def run_case(c, python, settings):
-    spec = dict(c['spec'], steps=settings['steps'], warmup=settings['warmup'],
-                repeats=settings['repeats'])
-    if spec['kind'] in ('datagen', 'overhead'):
-        spec['steps'] *= 10  # cheap: more batches for a steadier figure
+    spec = dict(c['spec'], warmup=settings['warmup'], repeats=settings['repeats'],
+                steps=settings['steps'] * (10 if c['spec']['kind'] in CHEAP else 1))
     env = dict(os.environ)
-    env['PYTHONPATH'] = ROOT
     if c['build'] != 'stock':
-        for key, value in MKL_ENV.items():
-            env.setdefault(key, value)
-    cmd = [python, os.path.abspath(__file__), '--worker', json.dumps(spec)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, env=env, cwd=ROOT)
+        env = dict(MKL_ENV, **env)
+    proc = subprocess.run([python, '-m', 'tools.bench', '--worker', json.dumps(spec)], cwd=ROOT,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
@@ -381,68 +277,110 @@ def run_case(c, python, settings):
 
 def summarize(results):
     """Median and spread of images/s over every repeat of every round."""
-    rates = sorted(r['images_per_repeat'] / s for r in results for s in r['seconds'])
-    n = len(rates)
-    median = rates[n // 2] if n % 2 else (rates[n // 2 - 1] + rates[n // 2]) / 2.
-    return {'median': median, 'min': rates[0], 'max': rates[-1], 'n': n,
-            'spread_pct': 100. * (rates[-1] - rates[0]) / median}
+    rates = [r['images_per_repeat'] / s for r in results for s in r['seconds']]
+    median = statistics.median(rates)
+    return {'median': median, 'min': min(rates), 'max': max(rates), 'n': len(rates),
+            'spread_pct': 100. * (max(rates) - min(rates)) / median}
 
 
 # ---------------------------------------------------------------------------------------------
 # The report.
 
+def report_of(cases, results, failures, builds, settings, started, command):
+    from runkit.records import machine  # here, not above: it imports Keras
+    info = machine(details=True)
+    peak, per_cycle, isa = peak_gflops(info)
+    first = next((r[0] for r in results if r and 'flops_training' in r[0]), {})
+    training, forward = first.get('flops_training'), first.get('flops_forward')
+    report = {'started': started, 'command': command, 'settings': settings,
+              'machine': {k: info[k] for k in ('cpu', 'cores', 'mhz')},
+              'gpus': builds.get('stock', {}).get('gpus', []), 'peak_gflops': peak,
+              'flops_per_cycle': per_cycle, 'isa': isa, 'flops_training': training,
+              'flops_forward': forward, 'builds': builds, 'cases': [], 'notes': {}}
+    for c, done, error in zip(cases, results, failures):
+        r = {'name': c['name'], 'section': c['section'], 'build': c['build'],
+             'batch': c['spec']['batch'], 'threads': c['spec']['threads_label'],
+             'kind': c['spec']['kind']}
+        if error:
+            r['error'] = error
+        if done:
+            r.update(xla=done[0]['xla'], images_per_s=summarize(done),
+                     seconds=[s for x in done for s in x['seconds']],
+                     images_per_repeat=done[0]['images_per_repeat'])
+            per_image = {'train': training, 'workers': training, 'eval': forward}.get(r['kind'])
+            if per_image:
+                r['gflops'] = r['images_per_s']['median'] * per_image / 1e9
+                if peak:
+                    r['peak_pct'] = 100. * r['gflops'] / peak
+        report['cases'].append(r)
+    by = {r['name']: r['images_per_s']['median'] for r in report['cases'] if 'images_per_s' in r}
+    gen, train = by.get("blog's ImageDataGenerator alone, batch 32"), by.get('train, batch 32')
+    if gen and train:
+        report['notes']['datagen'] = [
+            'Augmenting a batch takes %.1f%% of the time of a training step on the same batch '
+            '(%.0f vs %.1f images/s): augmentation is %s the bottleneck.'
+            % (100. * train / gen, gen, train, 'not' if train / gen < 0.5 else 'close to being')]
+    return report
+
+
 def markdown(report):
-    m = report['machine']
+    m, peak = report['machine'], report['peak_gflops']
     lines = ['# tools/bench.py, %s' % report['started'], '',
              '- Machine: %s, %d logical CPUs, %s MHz (from /proc/cpuinfo), GPUs: %s'
              % (m['cpu'], m['cores'], m['mhz'], ', '.join(report['gpus']) or 'none'),
              '- Peak: %s GFLOP/s = %d cores x %.3f GHz x %d FLOP/cycle, %s'
-             % ('%.1f' % report['peak_gflops'] if report['peak_gflops'] else 'unknown',
-                m['cores'], (m['mhz'] or 0) / 1000., report['flops_per_cycle'], report['isa']),
+             % ('%.1f' % peak if peak else 'unknown', m['cores'], (m['mhz'] or 0) / 1000.,
+                report['flops_per_cycle'], report['isa']),
              '- FLOPs per image (counted from the layers): %s GFLOP forward, %s GFLOP training'
-             % tuple('%.3f' % (f / 1e9) if f else '?' for f in (report['flops_forward'],
-                                                              report['flops_training'])),
+             % tuple('%.3f' % (f / 1e9) if f else '?'
+                     for f in (report['flops_forward'], report['flops_training'])),
              '- Settings: %(repeats)d repeats of %(steps)d steps after %(warmup)d warm-up steps, '
              '%(rounds)d round(s); spread = (max - min) / median over all repeats'
              % report['settings'],
              '- Command: `%s`' % report['command'], '']
     for name, info in sorted(report['builds'].items()):
+        v = info['versions']
         lines.append('- Build `%s`: %s %s, MKL %s; python %s, keras %s, numpy %s'
-                     % (name, info['distribution'], info['versions']['tensorflow'],
-                        'on' if info['mkl'] else 'off', info['versions']['python'],
-                        info['versions']['keras'], info['versions']['numpy']))
+                     % (name, info['distribution'], v['tensorflow'], 'on' if info['mkl'] else 'off',
+                        v['python'], v['keras'], v['numpy']))
     lines.append('')
     for section in SECTIONS:
         rows = [r for r in report['cases'] if r['section'] == section]
         if not rows:
             continue
-        lines += ['## %s' % section, '',
-                  '| case | build | threads (intra/inter) | XLA | batch | images/s (median) '
-                  '| min-max | spread | GFLOP/s | % of peak | vs first row |',
-                  '|---|---|---|---|---:|---:|---|---:|---:|---:|---:|']
+        lines += ['## %s' % section, ''] + TABLE_HEAD
         base = next((r['images_per_s']['median'] for r in rows if 'images_per_s' in r), None)
         for r in rows:
-            if 'images_per_s' not in r:
-                lines.append('| %s | %s | %s | | %d | failed: %s | | | | | |'
-                             % (r['name'], r['build'], r['threads'], r['batch'],
-                                r.get('error', 'not run yet')))
-                continue
-            s = r['images_per_s']
-            gflops = r.get('gflops')
-            lines.append('| %s | %s | %s | %s | %d | %.1f | %.1f-%.1f | %.0f%% | %s | %s | %+.0f%% |'
-                         % (r['name'], r['build'], r['threads'] if r['kind'] != 'datagen' else '-',
-                            '-' if r['kind'] == 'datagen' else 'on' if r['xla'] else 'off',
-                            r['batch'], s['median'],
-                            s['min'], s['max'], s['spread_pct'],
-                            '%.1f' % gflops if gflops else '',
-                            '%.0f%%' % r['peak_pct'] if r.get('peak_pct') else '',
-                            100. * (s['median'] / base - 1)))
-        extra = report.get('notes', {}).get(section)
-        if extra:
-            lines += [''] + extra
+            s, datagen = r.get('images_per_s'), r['kind'] == 'datagen'
+            cells = [r['name'], r['build'], '-' if datagen else r['threads'],
+                     '-' if datagen else 'on' if r.get('xla') else 'off', r['batch']]
+            if s:
+                cells += ['%.1f' % s['median'], '%.1f-%.1f' % (s['min'], s['max']),
+                          '%.0f%%' % s['spread_pct'], '%.1f' % r['gflops'] if 'gflops' in r else '',
+                          '%.0f%%' % r['peak_pct'] if 'peak_pct' in r else '',
+                          '%+.0f%%' % (100. * (s['median'] / base - 1))]
+            else:
+                error = 'failed: %s' % r.get('error', 'not run yet')
+                cells[3:] = ['', r['batch'], error, '', '', '', '', '']
+            lines.append('| %s |' % ' | '.join(map(str, cells)))
         lines.append('')
+        if section in report['notes']:
+            lines += report['notes'][section] + ['']
     return '\n'.join(lines)
 
+
+def write_report(out, report):
+    from runkit.records import replace_atomically, write_json  # here, not above: Keras
+    write_json(os.path.join(out, 'bench.json'), report)
+
+    def write_markdown(tmp):
+        with open(tmp, 'w') as f:
+            f.write(markdown(report) + '\n')
+    replace_atomically(write_markdown, os.path.join(out, 'bench.md'))
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line.
 
 def thread_pairs(text):
     try:
@@ -454,161 +392,90 @@ def thread_pairs(text):
     return pairs
 
 
-def main(argv=None):
-    p = Parser(prog='tools/bench.py', allow_abbrev=False,
-               description=__doc__.split('\n\n')[0],
+def parse_args(argv):
+    p = Parser(prog='python -m tools.bench', allow_abbrev=False,
                formatter_class=argparse.RawDescriptionHelpFormatter,
-               epilog=__doc__.split('\n\n', 1)[1])
+               description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 1)[1])
     p.add_argument('--batch-size', type=positive_int, default=128,
-                   help='the second batch size for the batch and eval sections (default 128)')
-    p.add_argument('--only', default=','.join(SECTIONS), metavar='SECTIONS',
-                   help='comma-separated sections to run (default: all): %s' % ', '.join(SECTIONS))
-    p.add_argument('--build', action='append', default=[], metavar='NAME=PYTHON',
-                   help='another interpreter with another TensorFlow build, timed in the '
-                        'headline section, e.g. mkl=.venv-mkl/bin/python')
+                   help='the second batch size of the batch and eval sections (default 128)')
+    p.add_argument('--only', type=comma_list(SECTIONS), default=list(SECTIONS), metavar='SECTIONS',
+                   help='comma-separated sections to run (default: all)')
+    p.add_argument('--build', type=assignment(str), action='append', default=[],
+                   metavar='NAME=PYTHON', help='another interpreter with another TensorFlow '
+                   'build, for the headline, e.g. mkl=.venv-mkl/bin/python')
     p.add_argument('--repeats', type=positive_int, default=5)
     p.add_argument('--steps', type=positive_int, default=10, help='steps per repeat')
     p.add_argument('--warmup', type=positive_int, default=3, help='untimed steps first')
     p.add_argument('--rounds', type=positive_int, default=1,
                    help='run the whole case list this many times in turn (default 1)')
     p.add_argument('--jit', choices=('auto', 'off'), default='auto',
-                   help="XLA outside the headline: auto is allconvnet.py's --jit auto for the "
-                        "blog's full run (on where no GPU is visible), off is --jit off "
-                        "(default auto)")
+                   help="XLA outside the headline: allconvnet.py's --jit for the blog's run "
+                        '(auto: on where no GPU is visible; default auto)')
     p.add_argument('--threads', type=thread_pairs, default=THREAD_SWEEP, metavar='PAIRS',
-                   help='the thread section\'s intra/inter pairs, e.g. 0/0,2/1 (default: %s)'
+                   help="the thread section's intra/inter pairs (default: %s)"
                         % ','.join('%d/%d' % t for t in THREAD_SWEEP))
     p.add_argument('--out', default=None, help='directory for bench.json and bench.md')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        return run_worker(args.worker)
-
-    sections = [s.strip() for s in args.only.split(',') if s.strip()]
-    unknown = sorted(set(sections) - set(SECTIONS))
-    if unknown or not sections:
-        p.error('--only: unknown section(s) %s; choose from %s'
-                % (', '.join(unknown) or '(none given)', ', '.join(SECTIONS)))
-    builds = {'stock': sys.executable}
-    for item in args.build:
-        name, sep, python = item.partition('=')
-        if not sep or not name or not python or name == 'stock':
-            p.error("--build: expected NAME=PYTHON with NAME not 'stock', got %r" % item)
+        return args
+    for name, python in args.build:
+        if name == 'stock':
+            p.error("--build: 'stock' is this interpreter; give the other build another name")
         if not os.access(python, os.X_OK):
             p.error('--build %s: %s is not an executable interpreter' % (name, python))
-        builds[name] = python
-    out = args.out or os.path.join(ROOT, 'logs', 'bench',
-                                   time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))
+    args.out = args.out or os.path.join(ROOT, 'logs', 'bench',
+                                        time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))
     try:
-        os.makedirs(out, exist_ok=True)
+        os.makedirs(args.out, exist_ok=True)
     except OSError as e:
-        p.error('--out: cannot create %s: %s' % (out, e.strerror))
+        p.error('--out: cannot create %s: %s' % (args.out, e.strerror))
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(RESULT_TAG + json.dumps(worker(json.loads(args.worker))))
+        return 0
+    pythons = dict([('stock', sys.executable)] + args.build)
     settings = {'repeats': args.repeats, 'steps': args.steps, 'warmup': args.warmup,
                 'rounds': args.rounds, 'jit': args.jit}
-    cases = plan(sections, args.batch_size, [b for b in builds if b != 'stock'],
+    cases = plan(args.only, args.batch_size, [b for b in pythons if b != 'stock'],
                  jit=None if args.jit == 'auto' else False, sweep=args.threads)
-    results = dict((i, []) for i in range(len(cases)))
-    failures = {}
-    build_infos = {}
+    results, failures, builds = [[] for _ in cases], [None] * len(cases), {}
     started = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-    command = ' '.join(['python tools/bench.py'] + list(sys.argv[1:] if argv is None else argv))
-    total = len(cases) * args.rounds
-    done = 0
+    command = ' '.join(['python -m tools.bench'] + list(sys.argv[1:] if argv is None else argv))
     try:
-        for rnd in range(args.rounds):
-            for i, c in enumerate(cases):
-                done += 1
-                print('[%d/%d] %s (%s, build %s) ...' % (done, total, c['name'], c['section'],
-                                                       c['build']), end=' ', flush=True)
-                start = time.time()
-                try:
-                    r = run_case(c, builds[c['build']], settings)
-                except RuntimeError as e:
-                    # One broken case (a build that will not import, say) costs only itself.
-                    print('failed', flush=True)
-                    sys.stderr.write('tools/bench.py: error: %s\n' % e)
-                    failures[i] = str(e)
-                    continue
-                results[i].append(r)
-                build_infos[c['build']] = dict((k, r[k]) for k in
-                                               ('distribution', 'mkl', 'versions', 'gpus'))
-                ips = sorted(r['images_per_repeat'] / s for s in r['seconds'])
-                print('%.1f images/s (%d repeats, %.0f s)' % (ips[len(ips) // 2], len(ips),
-                                                              time.time() - start), flush=True)
-                # Written after every case: an interrupted run keeps what it measured.
-                write_report(out, report_of(cases, results, failures, build_infos, settings,
-                                            started, command), quiet=True)
+        # Round after round through the whole list, so a slow minute hits every case alike.
+        for done, (i, c) in enumerate([(i, c) for _ in range(args.rounds)
+                                       for i, c in enumerate(cases)], 1):
+            print('[%d/%d] %s (%s, build %s) ...' % (done, len(cases) * args.rounds, c['name'],
+                                                   c['section'], c['build']), end=' ', flush=True)
+            start = time.time()
+            try:
+                r = run_case(c, pythons[c['build']], settings)
+            except RuntimeError as e:
+                # One broken case (a build that will not import, say) costs only itself.
+                print('failed', flush=True)
+                sys.stderr.write('python -m tools.bench: error: %s\n' % e)
+                failures[i] = str(e)
+                continue
+            results[i].append(r)
+            builds[c['build']] = r['build']
+            print('%.1f images/s (%d repeats, %.0f s)' % (summarize([r])['median'],
+                                                          len(r['seconds']), time.time() - start))
+            # Written after every case: an interrupted run keeps what it measured.
+            write_report(args.out, report_of(cases, results, failures, builds, settings, started,
+                                             command))
     except KeyboardInterrupt:
-        print('\nInterrupted; the cases measured so far are in %s' % out, file=sys.stderr)
+        print('\nInterrupted; the cases measured so far are in %s' % args.out, file=sys.stderr)
         return 130
-    report = report_of(cases, results, failures, build_infos, settings, started, command)
-    write_report(out, report)
-    return 1 if failures else 0
-
-
-def report_of(cases, results, failures, build_infos, settings, started, command):
-    info = cpu_info()
-    peak, per_cycle, isa = peak_gflops(info)
-    flops = next(((r[0]['flops_training'], r[0]['flops_forward']) for r in results.values()
-                  if r and 'flops_training' in r[0]), (None, None))
-    report = {'started': started, 'command': command, 'settings': settings,
-              'machine': dict((k, info[k]) for k in ('cpu', 'cores', 'mhz')),
-              'gpus': build_infos['stock']['gpus'] if 'stock' in build_infos else [],
-              'peak_gflops': peak, 'flops_per_cycle': per_cycle, 'isa': isa,
-              'flops_training': flops[0], 'flops_forward': flops[1],
-              'builds': build_infos, 'cases': []}
-    for i, c in enumerate(cases):
-        r = {'name': c['name'], 'section': c['section'], 'build': c['build'],
-             'batch': c['spec']['batch'], 'threads': c['spec']['threads_label'],
-             'kind': c['spec']['kind']}
-        if i in failures:
-            r['error'] = failures[i]
-        if not results[i]:
-            report['cases'].append(r)
-            continue
-        r.update({'xla': results[i][0]['xla'], 'images_per_s': summarize(results[i]),
-                  'seconds': [s for x in results[i] for s in x['seconds']],
-                  'images_per_repeat': results[i][0]['images_per_repeat']})
-        per_image = {'train': flops[0], 'workers': flops[0], 'eval': flops[1]}.get(r['kind'])
-        if per_image:
-            r['gflops'] = r['images_per_s']['median'] * per_image / 1e9
-            if peak:
-                r['peak_pct'] = 100. * r['gflops'] / peak
-        report['cases'].append(r)
-    report['notes'] = notes(report)
-    return report
-
-
-def write_report(out, report, quiet=False):
-    def atomic(name, text):
-        path = os.path.join(out, name)
-        with open(path + '.tmp', 'w') as f:
-            f.write(text)
-        os.replace(path + '.tmp', path)
-    atomic('bench.json', json.dumps(report, indent=2, sort_keys=True) + '\n')
-    text = markdown(report)
-    atomic('bench.md', text + '\n')
-    if not quiet:
-        print('\n' + text)
-        print('Wrote %s and %s' % (os.path.join(out, 'bench.json'),
-                                   os.path.join(out, 'bench.md')))
-
-
-def notes(report):
-    """Derived lines under a section's table: the augmentation's share of a step."""
-    by = dict(((r['section'], r['name']), r) for r in report['cases'] if 'images_per_s' in r)
-    out = {}
-    gen = by.get(('datagen', "blog's ImageDataGenerator alone, batch 32"))
-    train = by.get(('batch', 'train, batch 32'))
-    if gen and train:
-        share = train['images_per_s']['median'] / gen['images_per_s']['median']
-        out['datagen'] = ['Augmenting a batch takes %.1f%% of the time of a training step on '
-                          'the same batch (%.0f vs %.1f images/s): augmentation is %s the '
-                          'bottleneck.' % (100. * share, gen['images_per_s']['median'],
-                                           train['images_per_s']['median'],
-                                           'not' if share < 0.5 else 'close to being')]
-    return out
+    report = report_of(cases, results, failures, builds, settings, started, command)
+    write_report(args.out, report)
+    print('\n%s\nWrote %s and %s' % (markdown(report), os.path.join(args.out, 'bench.json'),
+                                      os.path.join(args.out, 'bench.md')))
+    return 1 if any(failures) else 0
 
 
 if __name__ == '__main__':

@@ -1,114 +1,57 @@
-#!/usr/bin/env python
-"""blog_diff.py: writes docs/blog-vs-repo.md (the blog's listing beside this repo, line by line)
-and docs/differences-at-a-glance.md, and with --check proves that they are still true.
+"""blog_diff: docs/blog-vs-repo.md (the blog's listing beside this repo, line by line), the
+README's table of differences, and a --check that they are still true.
 
-Inputs, all in the repo:
-  docs/blog_listing.txt  the post's code listing, verbatim (format in its header)
-  docs/blog_reasons.csv  the only place reasons live: one row per listing line that is not
-                         carried unchanged, and one per repo line the listing lacks
-  docs/blog_claims.csv   the post's factual claims about its code and results
-  allconvnet.py, make_parallel.py   the code the listing is compared with
+The listing (docs/blog_listing.txt) is aligned with the code by its text: difflib over the
+lines of each file with the whitespace outside strings removed. The reasons are the code's own
+`# blog: <why> [<source>; ...]` comments, each above the lines it explains; an added or changed
+line without one inherits it from an identical line that has one. The post's prose claims are
+docs/blog_claims.csv. Nothing is typed twice, so a refactor only needs a regeneration.
 
-Repo locations are found by searching the code, never typed as line numbers, so the document
-follows the code when lines move, and --check fails when it has not been regenerated.
+    python -m tools.blog_diff                 regenerate the documents
+    python -m tools.blog_diff --check         exit 1 if a document is stale, a listing line is
+                                              unmatched, or a change has no reason or source
+    python -m tools.blog_diff --blog POST     also check the listing against the post's text
 
-    python tools/blog_diff.py            regenerate the documents
-    python tools/blog_diff.py --check    exit 1 if a document is stale, a listing line is
-                                         unaccounted for, a change has no reason, or a
-                                         location no longer matches the code
-
-Standard library only, Python 3.7: it runs in CI before anything heavy is installed.
+Standard library only.
 """
-from __future__ import print_function
-
 import argparse
 import ast
 import csv
 import difflib
-import io
 import os
 import re
 import sys
-import tokenize
-from collections import OrderedDict, defaultdict
 
-# Files a listing line may be carried by without a row in the reasons table.
-CODE_FILES = ('allconvnet.py', 'make_parallel.py')
-STATUSES = ('same', 'changed', 'not used', 'added')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where each listing block lives; a line not found there is looked for in the others.
+HOME = {'Training on multi GPU': 'make_parallel.py'}
+CODE_FILES = ('allconvnet.py', 'make_parallel.py', 'runkit/recipes.py')
+# The files whose every statement is the listing's or explained (runkit/recipes.py only lends
+# the blog recipe's augmentation lines).
+EXPLAINED_FILES = ('allconvnet.py', 'make_parallel.py')
+DOC, GLANCE_DOC = 'docs/blog-vs-repo.md', 'docs/differences-at-a-glance.md'
+LISTING, CLAIMS = 'docs/blog_listing.txt', 'docs/blog_claims.csv'
+GLANCE_BEGIN, GLANCE_END = '<!-- blog-diff:glance:begin -->', '<!-- blog-diff:glance:end -->'
 VERDICTS = ('honoured', 'changed', 'not honoured', 'to check', 'advice')
-REASON_COLUMNS = ('status', 'listing', 'file', 'find', 'to', 'source', 'reason', 'glance')
-CLAIM_COLUMNS = ('quote', 'verdict', 'file', 'find', 'check', 'note')
-# Lines that are syntax only; listing them as "repo lines not explained" would be noise.
-SYNTAX_ONLY = re.compile(r'^(try|else|finally)\s*:\s*$')
-# A logical line longer than this is a bracket the scanner misread, not a statement.
-MAX_SPAN = 40
-GLANCE_BEGIN = '<!-- blog-diff:glance:begin -->'
-GLANCE_END = '<!-- blog-diff:glance:end -->'
-
+TAG = re.compile(r'^\s*# blog: ?(.*)$')
 UPSTREAM = 'https://github.com/getcrest/All-Conv-Keras'
 EXTRAS = 'https://github.com/kuza55/keras-extras'
-# Every source a reason may name, as (pattern, Markdown). Anything else fails --check, so a
-# reason cannot cite a source that a reader has no way to look up.
+# Every source a reason may name, as (pattern, Markdown); any other fails --check.
 SOURCES = (
-    (r'blog', "the blog's prose"),
+    (r'prose', "the blog's prose"),
     (r'upstream ([0-9a-f]{7,40})', '[upstream {0}](%s/commit/{0})' % UPSTREAM),
     (r'upstream PR #(\d+)', '[upstream PR #{0}](%s/pull/{0})' % UPSTREAM),
     (r'upstream issue #(\d+)', '[upstream issue #{0}](%s/issues/{0})' % UPSTREAM),
     (r'paper', '[the paper (arXiv 1412.6806)](https://arxiv.org/abs/1412.6806)'),
-    (r'Keras 1\.2\.2', '[Keras 1.2.2 API](https://github.com/keras-team/keras/tree/1.2.2)'),
-    (r'TF 1\.15',
+    (r'Keras 1\.2\.2 API', '[Keras 1.2.2 API](https://github.com/keras-team/keras/tree/1.2.2)'),
+    (r'TF 1\.15 API',
      '[TensorFlow 1.15 API](https://www.tensorflow.org/versions/r1.15/api_docs/python/tf)'),
     (r'keras-extras ([0-9a-f]{7,40})', '[keras-extras {0}](%s/commit/{0})' % EXTRAS),
     (r'keras-extras issue #(\d+)', '[keras-extras issue #{0}](%s/issues/{0})' % EXTRAS),
-    (r'Keras 2\.0\.9 multi_gpu_model',
-     '[Keras 2.0.9 `multi_gpu_model`](https://github.com/keras-team/keras/tree/2.0.9)'),
-    (r'Keras 2\.1 multi_gpu_model',
-     '[Keras 2.1 `multi_gpu_model`](https://github.com/keras-team/keras/tree/2.1.0)'),
+    (r'Keras (2\.[0-9.]+) multi_gpu_model',
+     '[Keras {0} `multi_gpu_model`](https://github.com/keras-team/keras/tree/{0})'),
     (r'repo', "this repo's own choice"),
 )
-
-
-class Problems(object):
-    """Every reason --check fails, collected so that one run reports all of them."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, message):
-        self.items.append(message)
-
-    def __bool__(self):
-        return bool(self.items)
-    __nonzero__ = __bool__
-
-
-# ---------------------------------------------------------------- reading Python lines
-
-def scan(text):
-    """(code part, comment part, bracket depth change) of one physical line.
-
-    A small scanner instead of tokenize, because listing lines are fragments
-    (`datagen = ImageDataGenerator(`) that tokenize refuses.
-    """
-    depth, quote, i = 0, None, 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == '\\':
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif c in '\'"':
-            quote = c
-        elif c == '#':
-            return text[:i], text[i:], depth
-        elif c in '([{':
-            depth += 1
-        elif c in ')]}':
-            depth -= 1
-        i += 1
-    return text, '', depth
 
 
 def squeeze(text):
@@ -140,386 +83,6 @@ def squeeze(text):
     return ''.join(out)
 
 
-class RepoFile(object):
-    """One code file: its lines, which are docstrings or comments, and its logical lines."""
-
-    def __init__(self, root, rel):
-        self.rel = rel
-        self.path = os.path.join(root, rel)
-        with io.open(self.path, encoding='utf-8') as f:
-            self.lines = f.read().split('\n')
-        if self.lines and self.lines[-1] == '':
-            self.lines.pop()
-        self.docstring = self._docstring_lines()
-
-    def _docstring_lines(self):
-        """0-based indexes of lines inside a string that is a statement of its own."""
-        found = set()
-        text = '\n'.join(self.lines) + '\n'
-        try:
-            tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-        except (tokenize.TokenError, SyntaxError, IndentationError):
-            return found  # mid-edit code: compare anyway, only without docstring skipping
-        starts = (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT,
-                  tokenize.COMMENT)
-        for n, tok in enumerate(tokens):
-            if tok.type != tokenize.STRING:
-                continue
-            before = tokens[n - 1].type if n else tokenize.NEWLINE
-            after = tokens[n + 1].type if n + 1 < len(tokens) else tokenize.NEWLINE
-            if before in starts and after in (tokenize.NEWLINE, tokenize.ENDMARKER):
-                found.update(range(tok.start[0] - 1, tok.end[0]))
-        return found
-
-    def is_code(self, i):
-        """A line that does something: not blank, not only a comment, not a docstring."""
-        stripped = self.lines[i].strip()
-        return bool(stripped) and not stripped.startswith('#') and i not in self.docstring
-
-    def span(self, i):
-        """(first, last) line of the logical line that starts at line i."""
-        depth, j = 0, i
-        while True:
-            depth += scan(self.lines[j])[2]
-            if depth <= 0 or j + 1 >= len(self.lines) or j - i >= MAX_SPAN:
-                return i, j
-            j += 1
-
-    def joined(self, first, last, for_key=False):
-        """Lines first..last as one line: for display, or for squeeze() when for_key."""
-        if not for_key:
-            return ' '.join(self.lines[k].strip() for k in range(first, last + 1))
-        parts = [scan(self.lines[k])[0] for k in range(first, last + 1)]
-        return ' '.join(parts) + scan(self.lines[last])[1]
-
-    def search(self, predicate, after):
-        """First line index satisfying predicate, looking after `after`, then from the top.
-
-        The repo keeps the post's order, so searching on from the last match pairs repeated
-        lines (two identical Convolution2D calls) with their own counterparts.
-        """
-        n = len(self.lines)
-        for k in list(range(after + 1, n)) + list(range(0, min(after + 1, n))):
-            if k not in self.docstring and predicate(k):
-                return k
-        return None
-
-
-# ---------------------------------------------------------------- the three inputs
-
-class ListingLine(object):
-    def __init__(self, number, file_line, text, block):
-        self.number = number        # 1-based among the listing's lines
-        self.file_line = file_line  # 1-based line in blog_listing.txt, for links
-        self.text = text
-        self.block = block
-
-
-def read_listing(path):
-    """(lines, block titles in order) of docs/blog_listing.txt; see its header."""
-    lines, blocks, block = [], [], None
-    with io.open(path, encoding='utf-8') as f:
-        raw = f.read().split('\n')
-    for n, text in enumerate(raw, 1):
-        if text.startswith('@@'):
-            m = re.match(r'@@ block: (.+)$', text)
-            if m:
-                block = m.group(1).strip()
-                blocks.append(block)
-            continue
-        if not text.strip():
-            continue
-        lines.append(ListingLine(len(lines) + 1, n, text, block))
-    return lines, blocks
-
-
-def read_csv(path, columns, problems):
-    """Rows of a CSV as dicts, each with `row` (its 1-based data row) for messages."""
-    rows = []
-    name = os.path.basename(path)
-    with io.open(path, encoding='utf-8', newline='') as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            problems.add('%s: missing column(s) %s' % (name, ', '.join(missing)))
-            return rows
-        for n, row in enumerate(reader, 1):
-            clean = dict((k, (row.get(k) or '').strip()) for k in columns)
-            clean['row'] = n
-            clean['where'] = '%s row %d' % (name, n)
-            rows.append(clean)
-    return rows
-
-
-def render_sources(text, problems, where):
-    """Markdown for a `;`-separated source list; an unknown source is a problem."""
-    out = []
-    for part in [p.strip() for p in text.split(';') if p.strip()]:
-        for pattern, markdown in SOURCES:
-            m = re.match(pattern + r'$', part)
-            if m:
-                out.append(markdown.format(*m.groups()))
-                break
-        else:
-            problems.add('%s: unknown source %r (known: blog, upstream <commit>, upstream PR #N, '
-                         'upstream issue #N, paper, Keras 1.2.2, TF 1.15, keras-extras <commit>, '
-                         'keras-extras issue #N, Keras 2.0.9 multi_gpu_model, '
-                         'Keras 2.1 multi_gpu_model, repo)' % (where, part))
-    return ', '.join(out)
-
-
-def check_sentence(text, problems, where, what='reason'):
-    if not text.endswith('.'):
-        problems.add('%s: the %s must be one sentence ending in a period: %r' % (where, what, text))
-    elif re.search(r'[.!?]\s+[A-Z]', text[:-1]):
-        problems.add('%s: the %s must be one sentence, found more: %r' % (where, what, text))
-
-
-# ---------------------------------------------------------------- matching
-
-class Match(object):
-    """Where one listing line (or one added row) lives in the repo, and why it differs."""
-
-    def __init__(self, status, rf=None, first=None, last=None, row=None):
-        self.status = status
-        self.rf = rf
-        self.first = first
-        self.last = last
-        self.row = row
-
-    def text(self):
-        return self.rf.joined(self.first, self.last) if self.rf else ''
-
-
-def load_files(root, rels, problems):
-    files = OrderedDict()
-    for rel in rels:
-        try:
-            files[rel] = RepoFile(root, rel)
-        except (IOError, OSError) as e:
-            problems.add('cannot read %s: %s' % (rel, e))
-    return files
-
-
-def locate(rf, pattern, after):
-    """(first, last) of the logical line whose first line contains `pattern`, or None."""
-    k = rf.search(lambda i: pattern in rf.lines[i], after)
-    return None if k is None else rf.span(k)
-
-
-def match_listing(listing, rows, files, problems):
-    """One Match per listing line, in order; every problem --check cares about is recorded."""
-    by_key = defaultdict(list)
-    for row in rows:
-        if row['status'] not in STATUSES:
-            problems.add('%s: status %r is not one of %s'
-                         % (row['where'], row['status'], ', '.join(STATUSES)))
-        elif row['status'] != 'added':
-            if not row['listing']:
-                problems.add('%s: a %s row needs the listing line it explains'
-                             % (row['where'], row['status']))
-            by_key[squeeze(row['listing'])].append(row)
-    used = set()
-    seen = defaultdict(int)
-    cursor = dict((rel, -1) for rel in files)
-    current = CODE_FILES[0]
-    matches = []
-    for line in listing:
-        key = squeeze(line.text)
-        balanced = scan(line.text)[2] == 0
-
-        def same_as(rf, k):
-            if squeeze(rf.lines[k]) == key:
-                return True
-            if balanced and scan(rf.lines[k])[2] > 0:
-                first, last = rf.span(k)
-                return squeeze(rf.joined(first, last, for_key=True)) == key
-            return False
-
-        def where(rf, k):
-            first, last = rf.span(k)
-            if squeeze(rf.lines[k]) == key or not balanced:
-                last = k
-            return first, last
-
-        candidates = by_key.get(key)
-        if candidates:
-            row = candidates[min(seen[key], len(candidates) - 1)]
-            seen[key] += 1
-            used.add(row['row'])
-            matches.append(match_row(line, row, files, cursor, same_as, problems))
-            if matches[-1].rf:
-                current = matches[-1].rf.rel
-                cursor[current] = matches[-1].last
-            continue
-        found = None
-        for rel in [current] + [r for r in files if r != current]:
-            rf = files.get(rel)
-            if rf is None:
-                continue
-            k = rf.search(lambda i: same_as(rf, i), cursor[rel])
-            if k is not None:
-                found = (rf, k)
-                break
-        if found is None:
-            problems.add('listing line %d is not accounted for: %r is in none of %s and has no '
-                         'row in the reasons table' % (line.number, line.text.strip(),
-                                                       ', '.join(files)))
-            matches.append(Match('unaccounted'))
-            continue
-        rf, k = found
-        first, last = where(rf, k)
-        matches.append(Match('same', rf, first, last))
-        current, cursor[rf.rel] = rf.rel, last
-    for row in rows:
-        if row['status'] in ('same', 'changed', 'not used') and row['row'] not in used:
-            problems.add('%s: names listing line %r, which the listing does not have'
-                         % (row['where'], row['listing']))
-    return matches
-
-
-def match_row(line, row, files, cursor, same_as, problems):
-    """The Match for a listing line that has a row in the reasons table."""
-    status, where = row['status'], row['where']
-    if status in ('changed', 'not used'):
-        if not row['reason']:
-            problems.add('listing line %d (%r) is %s but has no reason (%s)'
-                         % (line.number, line.text.strip(), status, where))
-        if not row['source']:
-            problems.add('listing line %d (%r) is %s but names no source (%s)'
-                         % (line.number, line.text.strip(), status, where))
-    if row['reason']:
-        check_sentence(row['reason'], problems, where)
-    if not row['file'] and status == 'not used':
-        return Match(status, row=row)
-    rf = files.get(row['file'])
-    if rf is None:
-        problems.add('%s: file %r does not exist under the repo root' % (where, row['file']))
-        return Match(status, row=row)
-    if not row['find']:
-        problems.add('%s: no `find` text to locate listing line %d in %s'
-                     % (where, line.number, rf.rel))
-        return Match(status, row=row)
-    found = locate(rf, row['find'], cursor[rf.rel])
-    if found is None:
-        problems.add('%s: %r is no longer in %s (listing line %d); the code moved on, so update '
-                     'the row' % (where, row['find'], rf.rel, line.number))
-        return Match(status, row=row)
-    first, last = found
-    if scan(line.text)[2] != 0:
-        last = first
-    identical = same_as(rf, first)
-    if status == 'same' and not identical:
-        problems.add('%s: listing line %d is marked same, but %s:%d differs: %r'
-                     % (where, line.number, rf.rel, first + 1, rf.lines[first].strip()))
-    if status in ('changed', 'not used') and identical:
-        problems.add('%s: listing line %d is marked %s, but %s:%d carries it unchanged; mark it '
-                     'same or drop the row' % (where, line.number, status, rf.rel, first + 1))
-    return Match(status, rf, first, last, row)
-
-
-def match_added(rows, files, problems):
-    """(row, [(file, first, last), ...]) for each `added` row: every line its text matches."""
-    out = []
-    for row in rows:
-        if row['status'] != 'added':
-            continue
-        where = row['where']
-        if not row['reason']:
-            problems.add('%s: an added line needs a reason' % where)
-        else:
-            check_sentence(row['reason'], problems, where)
-        if not row['source']:
-            problems.add('%s: an added line needs a source' % where)
-        rf = files.get(row['file'])
-        if rf is None:
-            problems.add('%s: file %r does not exist under the repo root'
-                         % (where, row['file']))
-            continue
-        spans = []
-        for k, text in enumerate(rf.lines):
-            if row['find'] and row['find'] in text and rf.is_code(k):
-                first, last = rf.span(k)
-                if row['to']:
-                    end = rf.search(lambda i: i >= k and row['to'] in rf.lines[i], k - 1)
-                    if end is None or end < k:
-                        problems.add('%s: end text %r not found after %s:%d'
-                                     % (where, row['to'], rf.rel, k + 1))
-                        continue
-                    last = rf.span(end)[1]
-                spans.append((rf, first, last))
-        if not spans:
-            problems.add('%s: %r matches no code line in %s; the code moved on, so update the row'
-                         % (where, row['find'], rf.rel))
-        out.append((row, spans))
-    return out
-
-
-def match_claims(claims, files, root, problems):
-    """(claim, (file, first, last) or None) per claim; a claim must say how to check it."""
-    out = []
-    for claim in claims:
-        where = claim['where']
-        if claim['verdict'] not in VERDICTS:
-            problems.add('%s: verdict %r is not one of %s'
-                         % (where, claim['verdict'], ', '.join(VERDICTS)))
-        if not claim['quote']:
-            problems.add('%s: no quote' % where)
-        if not claim['check']:
-            problems.add('%s: say how a user can check the claim' % where)
-        if claim['verdict'] != 'honoured' and not claim['note']:
-            problems.add('%s: a claim that is not simply honoured needs a note' % where)
-        if claim['note']:
-            check_sentence(claim['note'], problems, where, 'note')
-        # A user told to run a test must find it: a renamed test makes the advice false.
-        for path, name in re.findall(r'(tests/[\w.-]+\.py)::(\w+)', claim['check']):
-            text = read_text(os.path.join(root, path)) or ''
-            if not re.search(r'^def %s\(' % re.escape(name), text, re.M):
-                problems.add('%s: the check names %s::%s, which does not exist'
-                             % (where, path, name))
-        span = None
-        if claim['file']:
-            rf = files.get(claim['file'])
-            if rf is None:
-                problems.add('%s: file %r does not exist under the repo root'
-                             % (where, claim['file']))
-            else:
-                found = locate(rf, claim['find'], -1) if claim['find'] else None
-                if found is None:
-                    problems.add('%s: %r is no longer in %s; update the row'
-                                 % (where, claim['find'], rf.rel))
-                else:
-                    span = (rf,) + found
-        out.append((claim, span))
-    return out
-
-
-def uncovered(files, matches, added):
-    """Code lines of the compared files that neither carry a listing line nor have a row."""
-    covered = defaultdict(set)
-    for m in matches:
-        if m.rf is not None:
-            covered[m.rf.rel].update(range(m.first, m.last + 1))
-    for _, spans in added:
-        for rf, first, last in spans:
-            covered[rf.rel].update(range(first, last + 1))
-    out = []
-    for rel, rf in files.items():
-        run = []
-        for k in range(len(rf.lines)):
-            if (rf.is_code(k) and k not in covered[rel]
-                    and not SYNTAX_ONLY.match(rf.lines[k].strip())):
-                if run and k != run[-1] + 1 and any(rf.is_code(j) for j in range(run[-1] + 1, k)):
-                    out.append((rf, run))
-                    run = []
-                run.append(k)
-        if run:
-            out.append((rf, run))
-    return out
-
-
-# ---------------------------------------------------------------- checking the transcription
-
 def looks_like_prose(text):
     """A line of the post that is English, not Python: the rule blog_listing.txt states.
 
@@ -539,39 +102,7 @@ def looks_like_prose(text):
             and isinstance(tree.body[0].value, ast.Name))
 
 
-def check_against_post(post_path, listing, blocks, claims, problems):
-    """The listing is exactly the post's code lines, and every quoted claim is in the post."""
-    with io.open(post_path, encoding='utf-8') as f:
-        post = f.read()
-    lines = post.split('\n')
-    texts = [line.text for line in listing]
-    k = 0
-    for line in listing:
-        while k < len(lines) and lines[k] != line.text:
-            if not looks_like_prose(lines[k]):
-                problems.add('post line %d %r looks like code but is not in the listing (before '
-                             'listing line %d)' % (k + 1, lines[k], line.number))
-            k += 1
-        if k >= len(lines):
-            problems.add('listing line %d %r is not in the post (in order, verbatim)'
-                         % (line.number, line.text))
-            return
-        k += 1
-    for n in range(k, len(lines)):
-        if lines[n] not in texts and not looks_like_prose(lines[n]):
-            problems.add('post line %d %r looks like code but is not in the listing (after its '
-                         'last line)' % (n + 1, lines[n]))
-    for title in blocks:
-        if title not in post:
-            problems.add('block title %r is not in the post' % title)
-    for claim in claims:
-        if claim['quote'] and ' '.join(claim['quote'].split()) not in ' '.join(post.split()):
-            problems.add('%s: the quote %r is not in the post' % (claim['where'], claim['quote']))
-
-
-# ---------------------------------------------------------------- Markdown
-
-def code(text):
+def code_md(text):
     """An inline code span that survives a GitHub table cell."""
     text = text.replace('|', '\\|')
     ticks = max([len(t) for t in re.findall(r'`+', text)] + [0]) + 1
@@ -593,342 +124,399 @@ def prose(text):
     return ''.join(out)
 
 
-def link_path(target, from_dir):
-    return os.path.relpath(target, from_dir).replace(os.sep, '/')
+class Code:
+    """One code file: its lines, the comparison key of each, and its `# blog:` reasons."""
+
+    def __init__(self, rel):
+        self.rel = rel
+        with open(os.path.join(ROOT, rel), encoding='utf-8') as f:
+            self.lines = f.read().split('\n')
+        self.keys = [squeeze(l) for l in self.lines]
+        self.tags = {}  # index of a tag's last line -> (reason, sources)
+        self.code = []  # indexes of code and comment lines: not tags, docstrings, blanks
+        docs = set()  # docstring lines: prose, not code (Python 3.7 gives a string's last line)
+        for node in ast.walk(ast.parse('\n'.join(self.lines))):
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Str):
+                end = node.value.lineno
+                docs.update(range(end - node.value.s.count('\n') - 1, end))
+        k = 0
+        while k < len(self.lines):
+            m = TAG.match(self.lines[k])
+            if m:
+                text, k = [m.group(1)], k + 1
+                while (k < len(self.lines) and re.match(r'^\s*#', self.lines[k])
+                       and not TAG.match(self.lines[k])):
+                    text.append(self.lines[k].strip().lstrip('#').strip())
+                    k += 1
+                reason = ' '.join(text)
+                src = re.search(r'\[([^\]]*)\]\s*$', reason)
+                why = (reason[:src.start()] if src else reason).strip()
+                why = why[:1].upper() + why[1:]
+                self.tags[k - 1] = (why, src.group(1) if src else '')
+                continue
+            if self.lines[k].strip() and k not in docs:
+                self.code.append(k)
+            k += 1
+
+    def joined(self, a, b):
+        return ' '.join(l.strip() for l in self.lines[a:b + 1])
+
+    def link(self, a, b, from_dir):
+        href = os.path.relpath(os.path.join(ROOT, self.rel), os.path.join(ROOT, from_dir))
+        if a == b:
+            return '[%s:%d](%s#L%d)' % (self.rel, a + 1, href, a + 1)
+        return '[%s:%d-%d](%s#L%d-L%d)' % (self.rel, a + 1, b + 1, href, a + 1, b + 1)
 
 
-def repo_link(rf, first, last, from_dir):
-    href = link_path(rf.path, from_dir)
-    if last > first:
-        return '[%s:%d-%d](%s#L%d-L%d)' % (rf.rel, first + 1, last + 1, href, first + 1, last + 1)
-    return '[%s:%d](%s#L%d)' % (rf.rel, first + 1, href, first + 1)
+def read_listing():
+    """[(number, text, block)] of docs/blog_listing.txt (its header gives the format)."""
+    lines, block = [], None
+    with open(os.path.join(ROOT, LISTING), encoding='utf-8') as f:
+        for text in f.read().split('\n'):
+            if text.startswith('@@'):
+                m = re.match(r'@@ block: (.+)$', text)
+                block = m.group(1).strip() if m else block
+            elif text.strip():
+                lines.append((len(lines) + 1, text, block))
+    return lines
 
 
-def reason_cell(row, problems):
-    if row is None or not row['reason']:
-        return ''
-    text = prose(row['reason'])
-    sources = render_sources(row['source'], problems, row['where'])
-    return text + (' *(%s)*' % sources if sources else '')
+def best_window(listing_key, code, candidates, used, fuzzy=True):
+    """(status, a, b, ratio) of the unused line or run of up to 8 lines in `candidates` closest
+    to the listing line: 'same' when joined they have its key."""
+    windows = []
+    for a in candidates:
+        key = ''
+        for b in range(a, min(a + 8, len(code.lines))):
+            if a in used or b in used or (b > a and b not in code.code):
+                break
+            key += code.keys[b]
+            if key == listing_key:
+                return 'same', a, b, 1.
+            windows.append((a, b, key))
+    best = (None, None, None, 0.)
+    if not fuzzy:
+        return best
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(listing_key)
+    for a, b, key in windows:
+        matcher.set_seq1(key)
+        if matcher.real_quick_ratio() > best[3] and matcher.quick_ratio() > best[3]:
+            ratio = matcher.ratio()
+            if ratio > best[3]:
+                best = ('changed', a, b, ratio)
+    return best
 
 
-def coming(root, rel, from_dir, label):
-    target = os.path.join(root, rel)
-    link = '[%s](%s)' % (label, link_path(target, from_dir))
-    return link if os.path.exists(target) else link + ' (coming)'
+def align(listing, files):
+    """[(number, text, block, status, Code, a, b)], one per listing line."""
+    out, used = [], {rel: set() for rel in files}
+    blocks = []
+    for line in listing:
+        if not blocks or blocks[-1][0] != line[2]:
+            blocks.append((line[2], []))
+        blocks[-1][1].append(line)
+    for block, lines in blocks:
+        code = files[HOME.get(block, 'allconvnet.py')]
+        keys = [squeeze(t) for _, t, _ in lines]
+        seq = [code.keys[k] for k in code.code]
+        matcher = difflib.SequenceMatcher(None, keys, seq, autojunk=False)
+        pairs = {}
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == 'equal':
+                for d in range(i2 - i1):
+                    pairs[i1 + d] = code.code[j1 + d]
+        for i, (number, text, _) in enumerate(lines):
+            if i in pairs and pairs[i] not in used[code.rel]:
+                k = pairs[i]
+                used[code.rel].add(k)
+                out.append((number, text, block, 'same', code, k, k))
+                continue
+            # Between the neighbours already paired first, so that the order holds; elsewhere,
+            # or in another file (the blog recipe's lines are in runkit/recipes.py), only
+            # the same line or a close one.
+            before = next((r[6] for r in reversed(out) if r[4] is code), -1)
+            after = min([pairs[j] for j in pairs if j > i] or [len(code.lines)])
+            gap = [k for k in code.code if before < k < after]
+            near = best_window(keys[i], code, gap, used[code.rel]) + (code,)
+            others = [code] + [f for f in files.values() if f is not code]
+            far = [best_window(keys[i], f, f.code, used[f.rel], fuzzy=False) + (f,)
+                   for f in others]
+            found = next((f for f in [near] + far if f[0] == 'same'), None)
+            if found is None and near[3] < 0.4:
+                far = [best_window(keys[i], f, f.code, used[f.rel]) + (f,) for f in others]
+                best_far = max(far, key=lambda f: f[3])
+                found = best_far if best_far[3] >= 0.6 else None
+            elif found is None:
+                found = near
+            if found is None:
+                out.append((number, text, block, 'unmatched', None, None, None))
+                continue
+            status, a, b, ratio, where = found
+            # A changed statement is all of its lines.
+            while (status == 'changed' and b + 1 < len(where.lines) and
+                   sum(''.join(where.keys[a:b + 1]).count(c) for c in '([{') >
+                   sum(''.join(where.keys[a:b + 1]).count(c) for c in ')]}')):
+                b += 1
+            used[where.rel].update(range(a, b + 1))
+            out.append((number, text, block, status, where, a, b))
+    return out, used
 
 
-def render_doc(root, doc_dir, listing_path, listing, blocks, matches, added, claims,
-               leftovers, problems):
-    counts = defaultdict(int)
-    for m in matches:
-        counts[m.status] += 1
-    accounted = len(listing) - counts['unaccounted']
-    listing_href = link_path(listing_path, doc_dir)
+def reason(code, a, used):
+    """(why, sources) for the code from line `a` on: the nearest tag above it, passing only
+    lines the listing does not carry; else the reason of an identical line."""
+    def above(k):
+        for j in range(k - 1, -1, -1):
+            if j in code.tags:
+                return code.tags[j]
+            if not code.lines[j].strip() or j in used:
+                return None
+    found = above(a)
+    for k in code.code:
+        if found:
+            break
+        if k != a and code.keys[k] == code.keys[a] and k not in used:
+            found = above(k)
+    return found
+
+
+def sources_md(text, problems, where):
+    out = []
+    for part in [p.strip() for p in text.split(';') if p.strip()]:
+        for pattern, markdown in SOURCES:
+            m = re.match(pattern + r'$', part)
+            if m:
+                out.append(markdown.format(*m.groups()))
+                break
+        else:
+            problems.append('%s: unknown source %r' % (where, part))
+    if not out:
+        problems.append('%s: the reason names no [source]' % where)
+    return ', '.join(out)
+
+
+def added_runs(files, used):
+    """Runs of code lines of the explained files that carry no listing line."""
+    runs = []
+    for rel in EXPLAINED_FILES:
+        code, run = files[rel], []
+        for k in code.code:
+            if k in used[rel] or re.match(r'^(#|import |from |try:|else:|finally:)',
+                                          code.lines[k].strip()):
+                continue
+            if run and (k != run[-1] + 1 or k - 1 in code.tags):
+                runs.append((code, run))
+                run = []
+            run.append(k)
+        if run:
+            runs.append((code, run))
+    return runs
+
+
+def read_claims(problems):
+    with open(os.path.join(ROOT, CLAIMS), encoding='utf-8', newline='') as f:
+        claims = list(csv.DictReader(f))
+    for n, claim in enumerate(claims, 1):
+        if claim['verdict'] not in VERDICTS:
+            problems.append('%s row %d: verdict %r is not one of %s'
+                            % (CLAIMS, n, claim['verdict'], ', '.join(VERDICTS)))
+        for path, name in re.findall(r'(tests/[\w.-]+\.py)::(\w+)', claim['check']):
+            text = open(os.path.join(ROOT, path)).read() if os.path.exists(
+                os.path.join(ROOT, path)) else ''
+            if not re.search(r'^def %s\(' % re.escape(name), text, re.M):
+                problems.append('%s row %d: the check names %s::%s, which does not exist'
+                                % (CLAIMS, n, path, name))
+    return claims
+
+
+def locate(files, rel, find):
+    """(Code, a, a) of the first line of `rel` that contains `find`, or None."""
+    code = files.get(rel) or (Code(rel) if rel and os.path.exists(os.path.join(ROOT, rel))
+                              else None)
+    for k, line in enumerate(code.lines if code else []):
+        if find and find in line:
+            return code, k, k
+    return None
+
+
+def render(listing, rows, runs, claims, files, used, problems):
+    """(blog-vs-repo.md, the glance table) as text."""
+    d = 'docs'
+    counts = {s: sum(1 for r in rows if r[3] == s) for s in ('same', 'changed', 'unmatched')}
+    glance = {}  # why -> [sources markdown, [links]]
     out = []
     w = out.append
     w('# The blog post beside this repository, line by line')
     w('')
-    w('<!-- Generated by tools/blog_diff.py from docs/blog_listing.txt, docs/blog_reasons.csv, '
-      'docs/blog_claims.csv and the code. Do not edit by hand: change those files, then run '
-      '`python tools/blog_diff.py`. CI runs `python tools/blog_diff.py --check`. -->')
+    w('<!-- Generated by `python -m tools.blog_diff` from docs/blog_listing.txt, the code\'s '
+      '`# blog:` comments and docs/blog_claims.csv. Do not edit by hand. -->')
     w('')
     w('The Keras 1 tutorial "All ConvNet: Striving for Simplicity" prints %d lines of code, '
-      '[transcribed verbatim here](%s). This page pairs each with the line of this repository '
-      'that carries it, and says why where the two differ.' % (len(listing), listing_href))
+      '[transcribed verbatim here](blog_listing.txt). This page pairs each with the line of '
+      'this repository that carries it and, where the two differ, gives the reason written in '
+      'a `# blog:` comment beside the code, with its source.' % len(listing))
     w('')
-    w('**%d of %d listing lines accounted for:** %d same, %d changed, %d not used. '
-      'The repo adds lines the listing lacks in %d places ([section 2](#2-lines-the-repo-adds)).'
-      % (accounted, len(listing), counts['same'], counts['changed'], counts['not used'],
-         len(added)))
-    if counts['unaccounted']:
-        w('')
-        w('**%d listing line(s) are not accounted for** (marked below); `--check` fails until '
-          'each has a row in docs/blog_reasons.csv.' % counts['unaccounted'])
+    w('**%d of %d listing lines accounted for:** %d same, %d changed. The repo adds lines the '
+      'listing lacks in %d places ([section 2](#2-lines-the-repo-adds)).'
+      % (len(listing) - counts['unmatched'], len(listing), counts['same'], counts['changed'],
+         len(runs)))
     w('')
-    w('- %s: the short version.' % coming(root, 'docs/differences-at-a-glance.md', doc_dir,
-                                          'Differences at a glance'))
-    w('- %s: the blog\'s settings next to the upstream repository\'s and the paper\'s.'
-      % coming(root, 'docs/recipes.md', doc_dir, 'Recipes'))
-    w('')
-    w('How to read the table:')
-    w('')
-    w('- **same**: the repo line is the listing line. Whitespace outside strings is ignored: the '
-      'post lost its indentation when it was published (its few indented lines are indented '
-      'wrongly), and the repo spaces `=` and commas the PEP 8 way. A statement the repo wraps '
-      'over several lines still counts as the same line.')
-    w('- **changed**: the repo does that line\'s job differently; the last column says why and '
-      'which source decided it.')
-    w('- **not used**: the repo has no counterpart; the last column says why.')
-    w('- Line numbers are found by searching the code, so they are right for the commit this '
-      'file was generated at; `--check` in CI fails when they drift.')
+    w('- **same**: the repo line is the listing line; whitespace outside strings is ignored '
+      '(the post lost its indentation), and a statement wrapped over several lines counts.')
+    w('- **changed**: the repo does that line\'s job differently; the last column says why.')
+    w('- [Differences at a glance](differences-at-a-glance.md): one row per reason.')
     w('')
     w('## 1. The listing, line by line')
-    for block in blocks:
-        rows = [(line, m) for line, m in zip(listing, matches) if line.block == block]
-        if not rows:
+    block = None
+    for number, text, blk, status, code, a, b in rows:
+        if blk != block:
+            block = blk
+            w('')
+            w('### %s' % blk)
+            w('')
+            w('| # | blog listing | repo | status | why / source |')
+            w('|---:|---|---|---|---|')
+        if status == 'unmatched':
+            problems.append('listing line %d is not accounted for: %r' % (number, text))
+            w('| %d | %s | | **NOT ACCOUNTED FOR** | |' % (number, code_md(text)))
             continue
-        w('')
-        w('### %s' % prose(block))
-        w('')
-        w('| # | blog listing | repo | status | why / source |')
-        w('|---:|---|---|---|---|')
-        for line, m in rows:
-            number = '[%d](%s#L%d)' % (line.number, listing_href, line.file_line)
-            if m.rf is not None:
-                repo = '%s<br>%s' % (repo_link(m.rf, m.first, m.last, doc_dir), code(m.text()))
+        cell = ''
+        if status == 'changed':
+            found = reason(code, a, used[code.rel])
+            if not found:
+                problems.append('listing line %d (%r) is changed at %s:%d but no `# blog:` '
+                                'comment explains it' % (number, text, code.rel, a + 1))
             else:
-                repo = '—'
-            status = {'same': 'same', 'changed': '**changed**', 'not used': '**not used**',
-                      'unaccounted': '**NOT ACCOUNTED FOR**'}[m.status]
-            w('| %s | %s | %s | %s | %s |' % (number, code(line.text.strip()), repo, status,
-                                              reason_cell(m.row, problems)))
+                src = sources_md(found[1], problems, '%s:%d' % (code.rel, a + 1))
+                cell = '%s *(%s)*' % (prose(found[0]), src)
+                glance.setdefault(found[0], [src, []])[1].append(code.link(a, b, '.'))
+        w('| %d | %s | %s<br>%s | %s | %s |' % (
+            number, code_md(text), code.link(a, b, d), code_md(code.joined(a, b)),
+            'same' if status == 'same' else '**changed**', cell))
     w('')
     w('## 2. Lines the repo adds')
     w('')
-    w('Lines with no counterpart in the listing. Some restore what the listing lost, some come '
-      'from the upstream repository or the paper, the rest make a 1000-epoch run safe to leave '
-      'alone.')
+    w('Code the listing lacks, with the reason beside it in the code.')
     w('')
-    w('| repo | line | why / source |')
+    w('| repo | first line | why / source |')
     w('|---|---|---|')
-    for row, spans in sorted(added, key=in_code_order):
-        if not spans:
-            w('| — | %s | %s |' % (code(row['find']), reason_cell(row, problems)))
+    for code, run in runs:
+        found = reason(code, run[0], used[code.rel])
+        if not found:
+            problems.append('%s:%d-%d (%r) is added but no `# blog:` comment explains it'
+                            % (code.rel, run[0] + 1, run[-1] + 1, code.lines[run[0]].strip()))
+            w('| %s | %s | **NOT EXPLAINED** |' % (code.link(run[0], run[-1], d),
+                                                   code_md(code.lines[run[0]].strip())))
             continue
-        links = ', '.join(repo_link(rf, a, b, doc_dir) for rf, a, b in spans)
-        rf, a, b = spans[0]
-        more = ' …' if b > a else ''
-        times = ' (×%d)' % len(spans) if len(spans) > 1 else ''
-        w('| %s | %s%s%s | %s |' % (links, code(rf.joined(a, a)), more, times,
-                                    reason_cell(row, problems)))
+        src = sources_md(found[1], problems, '%s:%d' % (code.rel, run[0] + 1))
+        glance.setdefault(found[0], [src, []])[1].append(code.link(run[0], run[-1], '.'))
+        w('| %s | %s | %s *(%s)* |' % (code.link(run[0], run[-1], d),
+                                       code_md(code.lines[run[0]].strip()), prose(found[0]), src))
     w('')
     w('## 3. What the post says about its code and results')
     w('')
     w('Each factual claim of the post\'s prose (quoted), where the repo honours it, and how to '
-      'check it yourself. `LOGDIR` is the run\'s `--logdir` (default `logs/<UTC time>`).')
+      'check it yourself. `LOGDIR` is the run\'s `--logdir`.')
     w('')
     w('| the post says | verdict | where | how to check | note |')
     w('|---|---|---|---|---|')
-    for claim, span in claims:
-        where = repo_link(span[0], span[1], span[2], doc_dir) if span else '—'
-        check = prose(claim['check'])
-        for path in sorted(set(re.findall(r'\b((?:tools|docs|tests)/[\w.-]+\.(?:py|md))\b',
-                                          claim['check']))):
-            if not os.path.exists(os.path.join(root, path)):
-                check += ' (`%s` is coming.)' % path
+    for n, claim in enumerate(claims, 1):
+        where = '—'
+        if claim['file']:
+            span = locate(files, claim['file'], claim['find'])
+            if span is None:
+                problems.append('%s row %d: %r is no longer in %s'
+                                % (CLAIMS, n, claim['find'], claim['file']))
+            else:
+                where = span[0].link(span[1], span[2], d)
         w('| “%s” | %s | %s | %s | %s |' % (prose(claim['quote']), claim['verdict'], where,
-                                           check, prose(claim['note'])))
-    w('')
-    w('## 4. Repo lines not explained here')
-    w('')
-    if not leftovers:
-        w('None: every code line of %s either carries a listing line or has a row in section 2.'
-          % ' and '.join(CODE_FILES))
-    else:
-        w('Code lines of %s that carry no listing line and have no row in '
-          'docs/blog_reasons.csv yet (comments, docstrings and bare `try:`/`else:` lines '
-          'aside). `--check` does not require them; `--strict` does.' % ' and '.join(CODE_FILES))
-        w('')
-        w('<details><summary>%d line(s)</summary>' % sum(len(r) for _, r in leftovers))
-        w('')
-        w('| repo | line |')
-        w('|---|---|')
-        for rf, run in leftovers:
-            w('| %s | %s%s |' % (repo_link(rf, run[0], run[-1], doc_dir),
-                                 code(rf.lines[run[0]].strip()), ' …' if len(run) > 1 else ''))
-        w('')
-        w('</details>')
+                                           prose(claim['check']), prose(claim['note'])))
     w('')
     w('## Sources')
     w('')
     w('- The blog post: "All ConvNet: Striving for Simplicity: Implementation (Code Open sourced '
-      'and explained in depth)", Mate Labs, 2017; its listing is [docs/blog_listing.txt](%s).'
-      % listing_href)
-    w('- The upstream repository the post publishes: [getcrest/All-Conv-Keras](%s) '
-      '(formerly MateLabs), `allconv.py` history.' % UPSTREAM)
-    w('- The paper: Springenberg, Dosovitskiy, Brox, Riedmiller, "Striving for Simplicity: The '
-      'All Convolutional Net", [arXiv 1412.6806](https://arxiv.org/abs/1412.6806).')
-    w('- make_parallel\'s origin: [kuza55/keras-extras](%s) `utils/multi_gpu.py`; its successor '
-      'is Keras 2.0.9+ `keras.utils.multi_gpu_model`.' % EXTRAS)
-    w('- API changes: Keras 1.2.2 and TensorFlow 1.15, the versions this repo pins.')
+      'and explained in depth)", Mate Labs, 2017.')
+    w('- The upstream repository: [getcrest/All-Conv-Keras](%s), `allconv.py` history.'
+      % UPSTREAM)
+    w('- The paper: Springenberg et al., "Striving for Simplicity: The All Convolutional Net", '
+      '[arXiv 1412.6806](https://arxiv.org/abs/1412.6806).')
+    w('- make_parallel\'s origin: [kuza55/keras-extras](%s) `utils/multi_gpu.py`.' % EXTRAS)
     w('')
-    return '\n'.join(out)
+    table = ['| difference from the blog\'s listing | decided by | where |', '|---|---|---|']
+    for why, (src, links) in glance.items():
+        shown = ', '.join(links[:3]) + (', …' if len(links) > 3 else '')
+        table.append('| %s | %s | %s |' % (prose(why), src, shown))
+    return '\n'.join(out), '\n'.join(table)
 
 
-def in_code_order(item):
-    """Sort key for (row, spans): by file (the script first), then line; unlocated last."""
-    spans = item[1]
-    if not spans:
-        return (len(CODE_FILES) + 1, 0, item[0]['row'])
-    rf, first = spans[0][0], spans[0][1]
-    rank = CODE_FILES.index(rf.rel) if rf.rel in CODE_FILES else len(CODE_FILES)
-    return (rank, first, item[0]['row'])
+def check_against_post(path, listing, problems):
+    """The listing is the post's code lines, verbatim and in order."""
+    with open(path, encoding='utf-8') as f:
+        post = f.read().split('\n')
+    k = 0
+    for number, text, _ in listing:
+        while k < len(post) and post[k] != text:
+            if not looks_like_prose(post[k]):
+                problems.append('post line %d %r looks like code but is not in the listing'
+                                % (k + 1, post[k]))
+            k += 1
+        if k >= len(post):
+            problems.append('listing line %d %r is not in the post' % (number, text))
+            return
+        k += 1
 
 
-def render_glance(matches, added, from_dir, full_doc, problems):
-    """The short table: every row of the reasons table that has a `glance` text.
-
-    Reasons stay in the full document; here each difference names what decided it.
-    """
-    rows = []
-    for m in matches:
-        taken = [r['row'] for r, _ in rows]
-        if m.row is not None and m.row['glance'] and m.row['row'] not in taken:
-            rows.append((m.row, [(m.rf, m.first, m.last)] if m.rf else []))
-    for row, spans in added:
-        if row['glance']:
-            rows.append((row, spans))
-    rows.sort(key=in_code_order)
-    out = ['| difference from the blog\'s listing | decided by | where |',
-           '|---|---|---|']
-    for row, spans in rows:
-        where = ', '.join(repo_link(rf, a, b, from_dir) for rf, a, b in spans[:2])
-        if len(spans) > 2:
-            where += ', …'
-        out.append('| %s | %s | %s |' % (prose(row['glance']),
-                                         render_sources(row['source'], problems, row['where']),
-                                         where))
-    out.append('')
-    out.append('Why each differs, every line of the listing and the post\'s claims: [%s](%s).'
-               % (os.path.basename(full_doc), link_path(full_doc, from_dir)))
-    return '\n'.join(out)
-
-
-def render_glance_doc(table):
-    return '\n'.join([
-        '# Differences at a glance',
-        '',
-        '<!-- Generated by tools/blog_diff.py from docs/blog_reasons.csv; do not edit by hand. -->',
-        '',
-        'The main ways this repository departs from the code listing of the blog post "All '
-        'ConvNet: Striving for Simplicity", and the source that decided each.',
-        '',
-        table,
-        ''])
-
-
-def splice_readme(text, table):
-    """README with the generated table between the glance markers (unchanged if none)."""
-    begin, end = text.find(GLANCE_BEGIN), text.find(GLANCE_END)
-    if begin < 0 or end < begin:
-        return text
-    return (text[:begin + len(GLANCE_BEGIN)] + '\n' + table + '\n' + text[end:])
-
-
-# ---------------------------------------------------------------- main
-
-def build(args):
-    """{path: generated text}, problems."""
-    problems = Problems()
-    root = args.root
-    listing_path = args.listing or os.path.join(root, 'docs', 'blog_listing.txt')
-    reasons_path = args.reasons or os.path.join(root, 'docs', 'blog_reasons.csv')
-    claims_path = args.claims or os.path.join(root, 'docs', 'blog_claims.csv')
-    doc_path = args.doc or os.path.join(root, 'docs', 'blog-vs-repo.md')
-    glance_path = args.glance or os.path.join(root, 'docs', 'differences-at-a-glance.md')
-    readme_path = args.readme or os.path.join(root, 'README.md')
-
-    listing, blocks = read_listing(listing_path)
-    rows = read_csv(reasons_path, REASON_COLUMNS, problems)
-    claims = read_csv(claims_path, CLAIM_COLUMNS, problems)
-    rels = list(CODE_FILES)
-    for row in rows + claims:
-        if (row['file'] and row['file'] not in rels
-                and os.path.exists(os.path.join(root, row['file']))):
-            rels.append(row['file'])
-    files = load_files(root, rels, problems)
-    if not listing:
-        problems.add('%s holds no listing line' % listing_path)
-    if args.blog:
-        check_against_post(args.blog, listing, blocks, claims, problems)
-
-    matches = match_listing(listing, rows, files, problems)
-    added = match_added(rows, files, problems)
-    located_claims = match_claims(claims, files, root, problems)
-    leftovers = uncovered(OrderedDict((r, files[r]) for r in CODE_FILES if r in files),
-                          matches, added)
-    if args.strict:
-        for rf, run in leftovers:
-            problems.add('--strict: %s:%d-%d has no row in the reasons table: %r'
-                         % (rf.rel, run[0] + 1, run[-1] + 1, rf.lines[run[0]].strip()))
-
-    doc_dir = os.path.dirname(os.path.abspath(doc_path))
-    outputs = OrderedDict()
-    outputs[doc_path] = render_doc(root, doc_dir, os.path.abspath(listing_path), listing, blocks,
-                                   matches, added, located_claims, leftovers, problems)
-    glance_dir = os.path.dirname(os.path.abspath(glance_path))
-    outputs[glance_path] = render_glance_doc(render_glance(matches, added, glance_dir,
-                                                           os.path.abspath(doc_path), problems))
-    if os.path.exists(readme_path):
-        with io.open(readme_path, encoding='utf-8') as f:
-            readme = f.read()
-        if GLANCE_BEGIN in readme:
-            table = render_glance(matches, added, os.path.dirname(os.path.abspath(readme_path)),
-                                  os.path.abspath(doc_path), problems)
-            outputs[readme_path] = splice_readme(readme, table)
-    return outputs, problems
-
-
-def read_text(path):
-    # Universal newlines: a checkout with CRLF line ends is not a stale document.
-    try:
-        with io.open(path, encoding='utf-8') as f:
-            return f.read()
-    except (IOError, OSError):
-        return None
+def documents():
+    """{path: text} of every generated document, and the problems found making them."""
+    problems = []
+    files = {rel: Code(rel) for rel in CODE_FILES}
+    listing = read_listing()
+    rows, used = align(listing, files)
+    doc, table = render(listing, rows, added_runs(files, used), read_claims(problems), files,
+                        used, problems)
+    glance = ('# Differences at a glance\n\n<!-- Generated by `python -m tools.blog_diff`. -->'
+              '\n\nEvery reason this repo\'s code differs from the blog\'s listing, once; '
+              '[blog-vs-repo.md](blog-vs-repo.md) has every line.\n\n%s\n' % table)
+    glance = glance.replace('](allconvnet.py', '](../allconvnet.py').replace(
+        '](make_parallel.py', '](../make_parallel.py').replace('](runkit/', '](../runkit/')
+    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    if GLANCE_BEGIN in readme and GLANCE_END in readme:
+        head, rest = readme.split(GLANCE_BEGIN, 1)
+        readme = '%s%s\n%s\n\nWhy each differs, every line of the listing and the post\'s ' \
+                 'claims: [docs/blog-vs-repo.md](docs/blog-vs-repo.md).\n%s%s' % (
+                     head, GLANCE_BEGIN, table, GLANCE_END, rest.split(GLANCE_END, 1)[1])
+    return {DOC: doc + '\n', GLANCE_DOC: glance, 'README.md': readme}, problems
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--check', action='store_true',
-                   help='write nothing; exit 1 if a document is stale or the tables are wrong')
-    p.add_argument('--strict', action='store_true',
-                   help='also fail when a code line of %s has no listing line and no row'
-                        % ' or '.join(CODE_FILES))
-    p.add_argument('--root', default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                   help='the repository (default: the one holding this tool)')
-    p.add_argument('--listing', help='default: ROOT/docs/blog_listing.txt')
-    p.add_argument('--reasons', help='default: ROOT/docs/blog_reasons.csv')
-    p.add_argument('--claims', help='default: ROOT/docs/blog_claims.csv')
-    p.add_argument('--doc', help='default: ROOT/docs/blog-vs-repo.md')
-    p.add_argument('--glance', help='default: ROOT/docs/differences-at-a-glance.md')
-    p.add_argument('--readme', help='default: ROOT/README.md; its table is refreshed only '
-                                    'between %s and %s' % (GLANCE_BEGIN, GLANCE_END))
-    p.add_argument('--blog', metavar='POST',
-                   help='the blog post as text: also check that the listing is exactly its code '
-                        'lines and that every quoted claim is in it')
+    p = argparse.ArgumentParser(prog='python -m tools.blog_diff', description=__doc__.split(
+        '\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--check', action='store_true', help='write nothing; exit 1 if stale or wrong')
+    p.add_argument('--strict', action='store_true', help='accepted for compatibility; --check '
+                   'already requires every change and added line to be explained')
+    p.add_argument('--blog', metavar='POST', help="the post's text, to check the listing against")
     args = p.parse_args(argv)
-    args.root = os.path.abspath(args.root)
-
-    outputs, problems = build(args)
+    docs, problems = documents()
+    if args.blog:
+        check_against_post(args.blog, read_listing(), problems)
     stale = []
-    for path, text in outputs.items():
-        old = read_text(path)
-        if old == text:
-            continue
-        if args.check:
-            stale.append(path)
-            diff = list(difflib.unified_diff((old or '').splitlines(), text.splitlines(),
-                                             'committed', 'generated', lineterm='', n=0))
-            problems.add('%s is stale (regenerate with `python tools/blog_diff.py`); first '
-                         'differences:\n    %s' % (os.path.relpath(path, args.root),
-                                                   '\n    '.join(diff[2:12])))
-        else:
-            with io.open(path, 'w', encoding='utf-8', newline='\n') as f:
-                f.write(text)
-            print('wrote %s' % os.path.relpath(path, args.root))
-    if problems:
-        for item in problems.items:
-            print('blog_diff: %s' % item, file=sys.stderr)
-        print('blog_diff: %d problem(s)%s' % (len(problems.items), '' if args.check else
-                                                '; the documents were written anyway'),
-              file=sys.stderr)
-        return 1
-    if args.check:
-        print('blog_diff: %s up to date' % ', '.join(os.path.relpath(p, args.root)
-                                                       for p in outputs))
-    return 0
+    for rel, text in docs.items():
+        path = os.path.join(ROOT, rel)
+        old = open(path, encoding='utf-8').read() if os.path.exists(path) else None
+        if old != text:
+            if args.check:
+                stale.append(rel)
+            else:
+                with open(path, 'w', encoding='utf-8') as f:
+                    f.write(text)
+                print('wrote %s' % rel)
+    for rel in stale:
+        problems.append('%s is stale: regenerate with `python -m tools.blog_diff`' % rel)
+    for problem in problems:
+        print('blog_diff: %s' % problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == '__main__':

@@ -14,10 +14,10 @@ machine, so that tools/rehearse_image.sh can install the same lock here. pip acc
 whose hash is any of those listed. Local wheel stores and mirrors configured on this machine
 are ignored: the hashes are PyPI's files, the ones the image downloads.
 """
-from __future__ import print_function
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import subprocess
@@ -25,8 +25,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(HERE, 'docker'))
-import image_requirements as ir  # noqa: E402
+# docker/ is no package: the image copies the module alone (docker/install-requirements.sh).
+_spec = importlib.util.spec_from_file_location(
+    'image_requirements', os.path.join(HERE, 'docker', 'image_requirements.py'))
+ir = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ir)
 
 INDEX = 'https://pypi.org/simple'
 # The tags pip accepts on glibc 2.27 x86_64, newest first (packaging.tags' manylinux rule):

@@ -1,6 +1,6 @@
-"""Top-1 accuracy of a run's checkpoint through predict.py on labelled image files, beside its val_acc.
+"""Top-1 accuracy of a run's checkpoint through predict.py on labelled images, beside its val_acc.
 
-    python tools/predict_accuracy.py FOLDER --run logs/<run> [--batch-size N]
+    python -m tools.predict_accuracy FOLDER --run logs/<run> [--batch-size N]
 
 FOLDER holds one subfolder per CIFAR-10 class, named as predict.CLASSES (airplane, automobile,
 ...), with the images of that class: the layout of the CIFAR-10 JPEG copy's test/ folder. Every
@@ -11,18 +11,16 @@ re-encoding the images changed.
 
 Exit codes: 0 measured; 1 some images could not be read (the rest are measured); 2 bad input.
 """
-from __future__ import print_function
-
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
+import pandas
 
-import numpy as np  # noqa: E402
-import pandas  # noqa: E402
+import predict
+from runkit.argtypes import Parser, positive_int
 
-import predict  # noqa: E402
+PROG = 'python -m tools.predict_accuracy'
 
 
 def labelled_files(folder):
@@ -42,42 +40,34 @@ def labelled_files(folder):
     return paths, labels
 
 
-def checkpoint_epoch(run):
-    """(epoch, val_acc) of the best epoch in run/history.csv: the one weights.best.hdf5 holds.
-
-    The checkpoint is only replaced on a strictly higher val_acc, so a tie keeps the first.
-    """
-    history = pandas.read_csv(os.path.join(run, 'history.csv'))
-    best = history.val_acc.idxmax()
-    return int(history.epoch[best]), float(history.val_acc[best])
-
-
 def main(argv=None):
-    p = predict.Parser(prog='predict_accuracy.py', allow_abbrev=False,
-               description=__doc__.strip().splitlines()[0])
+    p = Parser(prog=PROG, allow_abbrev=False, description=__doc__.strip().splitlines()[0])
     p.add_argument('folder', metavar='FOLDER', help='FOLDER/<class>/<image>')
     p.add_argument('--run', required=True, metavar='DIR', help='a run directory of allconvnet.py')
-    p.add_argument('--batch-size', type=predict.positive_int, default=128, metavar='N')
+    p.add_argument('--batch-size', type=positive_int, default=128, metavar='N')
     args = p.parse_args(argv)
     try:
         paths, labels = labelled_files(args.folder)
         weights, logdir = predict.locate(run=args.run)
         spec, note = predict.read_preprocessing(logdir)
         if note:
-            sys.stderr.write('predict_accuracy.py: note: %s\n' % note)
-        epoch, val_acc = checkpoint_epoch(args.run)
+            sys.stderr.write('%s: note: %s\n' % (PROG, note))
+        history = pandas.read_csv(os.path.join(args.run, 'history.csv'), index_col='epoch')
+        val_accs = history['val_acc']
+        # The checkpoint is only replaced on a strictly higher val_acc: idxmax keeps the first.
+        epoch, val_acc = val_accs.idxmax(), val_accs.max()
         model = predict.load_checkpoint(weights)
         images, read, failed = predict.read_images(paths)
         probabilities = predict.classify(model, images, spec, logdir, args.batch_size)
     except (predict.PredictError, OSError, ValueError, KeyError) as e:
-        sys.stderr.write('predict_accuracy.py: error: %s\n' % e)
+        sys.stderr.write('%s: error: %s\n' % (PROG, e))
         return 2
     for path, reason in failed:
-        sys.stderr.write('predict_accuracy.py: error: %s: %s\n' % (path, reason))
+        sys.stderr.write('%s: error: %s: %s\n' % (PROG, path, reason))
     unread = set(path for path, _ in failed)
     truth = np.array([label for path, label in zip(paths, labels) if path not in unread])
     correct = int((probabilities.argmax(axis=1) == truth).sum())
-    accuracy = correct / float(len(truth)) if len(truth) else float('nan')
+    accuracy = correct / len(truth) if len(truth) else float('nan')
     print('top-1 accuracy through predict.py: %.4f (%d of %d images in %s)'
           % (accuracy, correct, len(truth), args.folder))
     print('checkpoint %s: epoch %d, val_acc %.4f in history.csv' % (weights, epoch, val_acc))

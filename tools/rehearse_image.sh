@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Rehearse the Docker image's build and first run on a machine without Docker: the Dockerfile's
-# own install script, lock files and pip index, into a fresh Python 3.7 venv, then the image's
-# entrypoint with --help, and a one-epoch run on synthetic data laid out as the image lays out
-# /app and the user's home. It downloads about 450 MB from PyPI (tensorflow-gpu is 411 MB) and
-# takes 2-4 minutes on 2 cores. tensorflow-gpu imports without CUDA and finds no GPU here, so
-# what runs is the image's CPU path.
+# own install script, lock files and pip index, into a fresh Python 3.7 venv; then, laid out as
+# the image lays out /app and the user's home, the entrypoint with --help and the first run's
+# download path against a CIFAR-10 mirror on 127.0.0.1 serving a synthetic archive in the real
+# format: the fetch-only command (python -m runkit.dataset), the CMD with an empty dataset
+# folder (downloads, then trains one epoch), and the bake stage's step (BAKE_CIFAR10=1). It
+# downloads about 450 MB from PyPI (tensorflow-gpu is 411 MB). tensorflow-gpu imports without
+# CUDA and finds no GPU here, so what runs is the image's CPU path.
 #
 #   tools/rehearse_image.sh            (KEEP=1 keeps the work folder; PYTHON37=... picks Python)
 #
@@ -14,6 +16,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 start=$(date +%s)
 step() { printf '\n[rehearse +%ss] %s\n' "$(( $(date +%s) - start ))" "$*"; }
+expect() { "$@" || { echo "rehearse_image.sh: this check failed: $*" >&2; exit 1; }; }
 
 py37=""
 for c in "${PYTHON37:-}" python3.7 "$HOME"/.pyenv/versions/3.7*/bin/python3.7; do
@@ -24,15 +27,20 @@ done
 [ -n "$py37" ] || { echo "rehearse_image.sh: no Python 3.7 found (set PYTHON37)" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/allconvnet-rehearsal.XXXXXX")"
-if [ "${KEEP:-0}" = 1 ]; then
-    echo "rehearse_image.sh: keeping $work"
-else
-    trap 'rm -rf "$work"' EXIT
-fi
-# The image's paths, under $work: /opt/venv, /tmp/install, /app, /home/allconv.
-venv="$work/opt/venv" install="$work/tmp/install" app="$work/app" home="$work/home/allconv"
+server_pid=""
+cleanup() {
+    # The mirror must not outlive the rehearsal, however it ends.
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ "${KEEP:-0}" = 1 ]; then echo "rehearse_image.sh: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# The image's paths, under $work: /opt/venv, /tmp/install, /tmp/bake, /app, /home/allconv.
+venv="$work/opt/venv" install="$work/tmp/install" bake="$work/tmp/bake" app="$work/app"
+home="$work/home/allconv"
 
-step "reading the Dockerfile: what it copies for the install, and its pip index"
+step "reading the Dockerfile: what it copies for the install and the bake, and its pip index"
 # Taken from the Dockerfile itself, so that the rehearsal follows it when it changes.
 eval "$("$py37" - "$repo/Dockerfile" <<'EOF'
 import re, shlex, sys
@@ -42,6 +50,13 @@ index = re.search(r'^ARG PIP_INDEX_URL=(\S+)', text, re.M)
 assert len(copies) == 1 and index, 'Dockerfile: no single COPY ... /tmp/install/ or no ARG PIP_INDEX_URL'
 print('install_files=(%s)' % ' '.join(shlex.quote(s) for s in copies[0][:-1]))
 print('index_url=%s' % shlex.quote(index.group(1)))
+# The bake stage's COPY lines into /tmp/bake/, as "source:destination" pairs.
+bake = ['%s:%s' % (src, l.split()[-1]) for l in text.splitlines()
+        if l.startswith('COPY ') and l.split()[-1].startswith('/tmp/bake/')
+        for src in l.split()[1:-1]]
+assert bake and re.search(r'^RUN python /tmp/bake/bake_cifar10\.py ', text, re.M), \
+    'Dockerfile: no COPY ... /tmp/bake/ or no RUN python /tmp/bake/bake_cifar10.py'
+print('bake_files=(%s)' % ' '.join(shlex.quote(p) for p in bake))
 # The code the final stage copies into WORKDIR /app, as "source:destination" pairs.
 tail = text[text.rindex('WORKDIR /app'):]
 pairs = []
@@ -55,6 +70,12 @@ EOF
 echo "COPY ${install_files[*]} -> /tmp/install/; PIP_INDEX_URL=$index_url"
 mkdir -p "$install" "$app/logs" "$home/.keras/datasets" "$home/.nv/ComputeCache"
 for f in "${install_files[@]}"; do cp "$repo/$f" "$install/"; done
+# Docker copies a directory's contents, and a file into a destination ending in /.
+copy_into() {
+    local src="$1" dest="$2"
+    case "$dest" in */) mkdir -p "$dest" ;; esac
+    if [ -d "$repo/$src" ]; then cp -r "$repo/${src%/}/." "$dest"; else cp "$repo/$src" "$dest"; fi
+}
 
 step "python3.7 -m venv /opt/venv  ($("$py37" --version 2>&1), $py37)"
 "$py37" -m venv "$venv"
@@ -70,13 +91,10 @@ sh "$install/install-requirements.sh" "$venv/bin/python" "$install"
 "$venv/bin/python" -m pip list --disable-pip-version-check --format=freeze | grep -i '^tensorflow'
 
 step "the image's /app, as the Dockerfile's COPY lines fill it: ${app_files[*]}"
-for pair in "${app_files[@]}"; do
-    src="${pair%%:*}" dest="$app/${pair#*:}"
-    # Docker copies a directory's contents, and a file into a destination ending in /.
-    case "$dest" in */) mkdir -p "$dest" ;; esac
-    if [ -d "$repo/$src" ]; then cp -r "$repo/${src%/}/." "$dest"; else cp "$repo/$src" "$dest"; fi
-done
-find "$app" -name __pycache__ -prune -exec rm -rf {} +
+for pair in "${app_files[@]}"; do copy_into "${pair%%:*}" "$app/${pair#*:}"; done
+step "the bake stage's /tmp/bake, as its COPY lines fill it: ${bake_files[*]}"
+for pair in "${bake_files[@]}"; do copy_into "${pair%%:*}" "$work${pair#*:}"; done
+find "$app" "$bake" -name __pycache__ -prune -exec rm -rf {} +
 
 # The image's run-time environment (ENV in the Dockerfile), with its paths under $work.
 export HOME="$home" CUDA_CACHE_PATH="$home/.nv/ComputeCache" CUDA_CACHE_MAXSIZE=4294967296 \
@@ -87,22 +105,70 @@ step "ENTRYPOINT --help"
 "$venv/bin/python" allconvnet.py --help >"$work/help.out"
 head -3 "$work/help.out"
 
-step "synthetic CIFAR-10 cache in ~/.keras/datasets (tests/synthetic_cifar.py)"
-"$venv/bin/python" "$repo/tests/synthetic_cifar.py" "$home"
+step "a CIFAR-10 mirror on 127.0.0.1: tests/synthetic_cifar.py's archive, in the real format"
+"$venv/bin/python" "$repo/tests/synthetic_cifar.py" "$work/synthetic" >/dev/null
+mkdir -p "$work/mirror"
+mv "$work/synthetic/.keras/datasets/cifar-10-batches-py.tar.gz" \
+    "$work/mirror/cifar-10-python.tar.gz"
+rm -rf "$work/synthetic"
+md5="$(md5sum "$work/mirror/cifar-10-python.tar.gz" | cut -d' ' -f1)"
+# The log exists before the server starts, so that reading it never races the server's start.
+: >"$work/mirror.log"
+"$py37" -u -m http.server --bind 127.0.0.1 --directory "$work/mirror" 0 >>"$work/mirror.log" 2>&1 &
+server_pid=$!
+port=""
+for _ in $(seq 100); do
+    port="$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$work/mirror.log")"
+    [ -n "$port" ] && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$port" ] ||
+    { cat "$work/mirror.log" >&2; echo "rehearse_image.sh: the mirror did not start" >&2; exit 1; }
+url="http://127.0.0.1:$port/cifar-10-python.tar.gz"
+# What a user sets for a mirror; no proxy may stand between this script and its own server.
+export ALLCONVNET_CIFAR10_URL="$url" ALLCONVNET_CIFAR10_MD5="$md5"
+export no_proxy="127.0.0.1${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1${NO_PROXY:+,$NO_PROXY}"
+downloads() { grep -c '"GET /cifar-10-python.tar.gz HTTP/1.[01]" 200' "$work/mirror.log" || true; }
+cache_is_complete() {
+    [ "$(ls "$1/.keras/datasets" | tr '\n' ' ')" = "cifar-10-batches-py cifar-10-batches-py.tar.gz " ]
+}
+echo "$url (MD5 $md5, $(du -h "$work/mirror/cifar-10-python.tar.gz" | cut -f1))"
 
-step "--gpus 2 with no GPU visible: must refuse (exit 2)"
+step "fetch only: python -m runkit.dataset into an empty volume (a wrong MD5 first: exit 2)"
+volume="$work/volume-home"
+mkdir -p "$volume/.keras/datasets"
 set +e
-"$venv/bin/python" allconvnet.py --gpus 2 --epochs 1 --quiet --logdir "$work/refused" \
-    2>"$work/refuse.err"
+HOME="$volume" ALLCONVNET_CIFAR10_MD5=0123456789abcdef0123456789abcdef \
+    "$venv/bin/python" -m runkit.dataset >/dev/null 2>"$work/fetch.err"
 code=$?
 set -e
-grep 'allconvnet.py: error' "$work/refuse.err"
-[ "$code" = 2 ] || { echo "rehearse_image.sh: expected exit 2, got $code" >&2; exit 1; }
+tail -1 "$work/fetch.err"
+# Keras and TensorFlow log to stderr on import; the error itself is one line, the last.
+expect [ "$code" = 2 ]
+expect [ "$(grep -c '^runkit.dataset: error: ' "$work/fetch.err")" = 1 ]
+expect grep -q "^runkit.dataset: error: download of $url has MD5 " <(tail -1 "$work/fetch.err")
+expect [ -z "$(grep Traceback "$work/fetch.err")" ]
+expect [ -z "$(ls -A "$volume/.keras/datasets")" ]
+quietly() {
+    "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+    tail -1 "$work/out"
+}
+HOME="$volume" quietly "$venv/bin/python" -m runkit.dataset
+expect cache_is_complete "$volume"
+expect [ "$(downloads)" = 2 ]
 
-step "the CMD (--gpus all), one epoch on 64 images, default --logdir (logs/<UTC timestamp>)"
-"$venv/bin/python" allconvnet.py --gpus all --epochs 1 --train-limit 64 --test-limit 32 --quiet \
-    2>"$work/run.err" | tee "$work/run.out"
-grep -q 'Training on the CPU, no make_parallel (0 GPUs visible)' "$work/run.out"
+step "the CMD (--gpus all) with an empty ~/.keras/datasets: downloads, then one epoch on 64 images"
+if ! "$venv/bin/python" allconvnet.py --gpus all --epochs 1 --train-limit 64 --test-limit 32 \
+        --quiet 2>"$work/run.err" | tee "$work/run.out"; then
+    tail -20 "$work/run.err" >&2
+    echo "rehearse_image.sh: the first run failed" >&2
+    exit 1
+fi
+expect grep -q "Downloading CIFAR-10 from $url" "$work/run.out"
+expect grep -q 'Training on the CPU, no make_parallel (0 GPUs visible)' "$work/run.out"
+expect cache_is_complete "$home"
+expect [ "$(downloads)" = 3 ]
 run_dir="$(ls -d "$app"/logs/*/)"
 "$venv/bin/python" - "$run_dir" <<'EOF'
 import json, os, sys
@@ -114,5 +180,21 @@ for name in ('history.csv', 'model.h5', 'weights.best.hdf5'):
 print('run.json: finished, towers=%s, versions=%s' % (run['towers'], run['versions']))
 EOF
 echo "logs landed in app/logs/$(basename "$run_dir") (the image's /app/logs volume)"
+
+step "--gpus 2 with no GPU visible: must refuse (exit 2), and download nothing again"
+set +e
+"$venv/bin/python" allconvnet.py --gpus 2 --epochs 1 --quiet --logdir "$work/refused" \
+    2>"$work/refuse.err"
+code=$?
+set -e
+grep 'allconvnet.py: error' "$work/refuse.err"
+expect [ "$code" = 2 ]
+expect [ "$(downloads)" = 3 ]
+
+step "the bake stage's RUN (BAKE_CIFAR10=1, CIFAR10_URL=the mirror)"
+mkdir -p "$work/bake-home/.keras"
+HOME="$work/bake-home" quietly "$venv/bin/python" "$bake/bake_cifar10.py" 1 "$bake/context" "$url"
+expect cache_is_complete "$work/bake-home"
+expect [ "$(downloads)" = 4 ]
 
 step "rehearsal passed"
