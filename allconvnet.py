@@ -42,11 +42,20 @@ channels = 3
 def build_model(recipe):
     """All-CNN-C as the listing builds it, with the layers its prose and upstream add."""
     model = Sequential()
+    # blog: one shape for the chosen ordering: the listing's (3, 32, 32) is Theano's 'th';
+    # this repo's default is TensorFlow's 'tf', set in main() (--dim-ordering). [upstream 9c5a2b4]
+    channels_first = K.image_dim_ordering() == 'th'
+    shape = (channels, rows, cols) if channels_first else (rows, cols, channels)
     # blog: the paper's recipe drops 20% of the input pixels. [paper]
     if recipe['dropout_input']:
-        model.add(Dropout(recipe['dropout_input'], input_shape=(rows, cols, channels)))
-    # blog: (32, 32, 3), not (3, 32, 32): the TF ordering is NHWC. [upstream issue #2; upstream PR #5]
-    model.add(Convolution2D(96, 3, 3, border_mode='same', input_shape=(rows, cols, channels)))
+        model.add(Dropout(recipe['dropout_input'], input_shape=shape))
+    # blog: the listing's first layer as published needs --dim-ordering th. [upstream 9c5a2b4]
+    if channels_first:
+        model.add(Convolution2D(96, 3, 3, border_mode='same', input_shape=(3, 32, 32)))
+    else:
+        # blog: (32, 32, 3) under the TF ordering, where the listing's (3, 32, 32) fails.
+        # [upstream issue #2; upstream PR #5]
+        model.add(Convolution2D(96, 3, 3, border_mode='same', input_shape=shape))
     # blog: a ReLU after each non-strided convolution; the listing has no activation at all.
     # [prose; upstream c2af6a7; paper]
     model.add(Activation('relu'))
@@ -54,6 +63,10 @@ def build_model(recipe):
     model.add(Activation('relu'))
     # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
     model.add(Convolution2D(96, 3, 3, border_mode='same', subsample=(2, 2)))
+    # blog: the paper's table puts a ReLU after every convolution, the strided ones and the
+    # last included; upstream and the blog recipe have only the six above. [paper]
+    if recipe['relu_everywhere']:
+        model.add(Activation('relu'))
     # blog: dropout 0.5 after each stride-2 convolution. [upstream c2af6a7; paper]
     model.add(Dropout(recipe['dropout']))
     model.add(Convolution2D(192, 3, 3, border_mode='same'))
@@ -62,18 +75,23 @@ def build_model(recipe):
     model.add(Activation('relu'))
     # The next layer is the substitute of max pooling, we are taking a strided convolution layer to reduce the dimensionality of the image.
     model.add(Convolution2D(192, 3, 3, border_mode='same', subsample=(2, 2)))
+    if recipe['relu_everywhere']:
+        model.add(Activation('relu'))
     model.add(Dropout(recipe['dropout']))
     model.add(Convolution2D(192, 3, 3, border_mode='same'))
     model.add(Activation('relu'))
     model.add(Convolution2D(192, 1, 1, border_mode='valid'))
     model.add(Activation('relu'))
     model.add(Convolution2D(10, 1, 1, border_mode='valid'))
+    if recipe['relu_everywhere']:
+        model.add(Activation('relu'))
     # blog: global average pooling and softmax, which the prose names and the listing lacks.
     # [prose; upstream c2af6a7; paper]
     model.add(GlobalAveragePooling2D())
     model.add(Activation('softmax'))
-    # blog: the paper's weight decay λ on every kernel (the blog's and upstream's have none),
-    # added after the listing's layers so that they stay as published. [paper]
+    # blog: the paper recipe's weight decay λ = 0.001 on every kernel (the blog's and
+    # upstream's have none), added after the listing's layers so that they stay as the post
+    # prints them; counting it as l2(λ/2) without biases is this repo's choice. [paper; repo]
     recipes.decay_kernels(model, recipe['weight_decay'])
     return model
 
@@ -86,14 +104,14 @@ def main(argv=None):
     records.check_logdir(args.logdir, args.overwrite, resumed)
 
     # Splitting the dataset into train, test and validation set
-    # blog: the image ordering pinned to TensorFlow's NHWC. [upstream 9c5a2b4]
-    K.set_image_dim_ordering('tf')
-    # blog: CIFAR-10 downloaded and MD5-verified before any GPU starts, and a broken cache
-    # explained in one line. [repo]
+    # blog: 'tf' (NHWC) unless --dim-ordering th, as upstream pinned it in June 2017, after the
+    # post, whose input_shape=(3, 32, 32) implies a keras.json set to 'th'. [upstream 9c5a2b4]
+    K.set_image_dim_ordering(args.dim_ordering)
+    # blog: fetched and MD5-verified before any GPU starts; a broken cache explained. [repo]
     with dataset.explained():
         (X_train, y_train), (X_test, y_test) = cifar10.load_data()
     # blog: the arrays checked for CIFAR-10's shapes, types and labels. [repo]
-    dataset.validate(X_train, y_train, X_test, y_test)
+    dataset.validate(X_train, y_train, X_test, y_test, args.dim_ordering == 'th')
     # blog: --train-limit and --test-limit keep the first N images, for short runs. [repo]
     X_train, y_train = X_train[:args.train_limit], y_train[:args.train_limit]
     X_test, y_test = X_test[:args.test_limit], y_test[:args.test_limit]
@@ -133,15 +151,16 @@ def main(argv=None):
     # blog: the listing never defines filepath. [upstream c2af6a7]
     filepath = os.path.join(args.logdir, 'weights.best.hdf5')
     # blog: written to a temporary name and renamed, so a crash keeps the previous best. [repo]
-    checkpoint = callbacks.AtomicModelCheckpoint(filepath, monitor='val_acc', verbose=1, save_best_only=True, save_weights_only=False, mode='max')
+    checkpoint = callbacks.AtomicModelCheckpoint(filepath, monitor='val_acc', verbose=1,
+                                                 save_best_only=True, save_weights_only=False,
+                                                 mode='max')
     # blog: run.json, history.csv after every epoch, state.h5 for --resume, the paper's lr
     # steps and the NaN and signal guards around the checkpoint. [prose; upstream c2af6a7; paper]
     run = records.start_run(argv, args, resumed, recipe, overridden, placed, model)
     initial_epoch = resume.restore(run, template, model, checkpoint) if resumed else 0
     callbacks_list = callbacks.around([checkpoint], run, template, model.optimizer)
     # Fit the model on the batches generated by datagen.flow().
-    # blog: the recipe's batch size and epochs, the seed, resume, and a progress bar unless
-    # --quiet (the listing has verbose=0). [repo; Keras 1.2.2 API]
+    # blog: the recipe's batch and epochs, a seed, resume, a progress bar (--quiet). [repo]
     with records.outcome(run):
         history_callback = model.fit_generator(
             datagen.flow(X_train, Y_train, batch_size=recipe['batch_size'], seed=args.seed),
@@ -150,11 +169,14 @@ def main(argv=None):
             verbose=0 if args.quiet else 1, initial_epoch=initial_epoch)
 
     # Finally taking the log of the training process and saving our model
-    # blog: the post's code block here is missing; upstream c2af6a7 saves the model and
-    # history.csv. history.csv already has a row per epoch; the model is the template,
-    # saved whole or not at all. [prose; upstream c2af6a7]
+    # blog: this block's code is missing from the post as archived; upstream c2af6a7 has here
+    # pandas.DataFrame(history_callback.history).to_csv("history.csv") and model.save(...),
+    # kept beside the per-epoch history.csv; the template is saved, whole or not at all.
+    # [prose; upstream c2af6a7]
+    pandas.DataFrame(history_callback.history).to_csv(
+        os.path.join(args.logdir, 'history_callback.csv'))
     records.save_model_atomically(template, os.path.join(args.logdir, 'model.h5'))
-    records.finish_run(run, history_callback)
+    records.finish_run(run)
     return 0
 
 

@@ -118,7 +118,8 @@ def load_checkpoint(path):
                            % (path, reason))
     expected = ((None, ROWS, COLS, CHANNELS), (None, len(CLASSES)))
     found = (model.input_shape, model.output_shape)
-    if found != expected:
+    # A model trained with --dim-ordering th takes channels first (classify transposes).
+    if found != expected and found != ((None, CHANNELS, ROWS, COLS), expected[1]):
         raise PredictError('%s is not a checkpoint of this model: it maps %s to %s, not %s '
                            'CIFAR-10 images to %d classes' % (path, found[0], found[1],
                                                               expected[0], len(CLASSES)))
@@ -162,6 +163,8 @@ def read_images(paths):
 
 def classify(model, images, spec, logdir, batch_size=128):
     """Class probabilities (n, 10) of uint8 images (n, 32, 32, 3), preprocessed as `spec` says."""
+    if model.input_shape[1] == CHANNELS:  # --dim-ordering th: trained, and fitted, on NCHW
+        images = images.transpose(0, 3, 1, 2)
     try:
         x = preprocess(images, spec, logdir)
     except Exception as e:  # an unknown record or missing fitted statistics: the run is at fault

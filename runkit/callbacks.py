@@ -35,9 +35,10 @@ def around(callbacks_list, run, template, optimizer):
 class HistoryCSV(Callback):
     """One row per finished epoch in history.csv, flushed to disk before the next epoch starts.
 
-    The blog promises a history log but prints no code for it; the upstream repository wrote
-    `pandas.DataFrame(history_callback.history).to_csv("history.csv")` once, after the last
-    epoch, so a crash lost all of it. `epoch` counts finished epochs from 1.
+    The post's code block for its history log is missing from the post as archived; the
+    upstream repository wrote `pandas.DataFrame(history_callback.history).to_csv(...)` once,
+    after the last epoch, so a crash lost all of it (allconvnet.py still writes that dump, as
+    history_callback.csv). `epoch` counts finished epochs from 1.
     """
 
     def __init__(self, path, optimizer, nb_epoch):

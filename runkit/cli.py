@@ -33,13 +33,15 @@ def build_parser(batch_size, nb_epoch):
     # allow_abbrev=False: '--epoch 3' must not silently mean --epochs.
     p = Parser(prog='allconvnet.py', allow_abbrev=False,
                description='Train the All Convolutional Net (All-CNN-C) on CIFAR-10 as in the '
-                           '2017 Keras 1 tutorial. Defaults are the blog\'s settings '
-                           '(--recipe blog).')
+                           '2017 Keras 1 tutorial. Defaults are the blog recipe, the listing '
+                           'with its gaps filled, and a progress bar where the listing has '
+                           'verbose=0 (--quiet).')
     p.add_argument('--recipe', choices=NAMES, default='blog',
-                   help="the settings to train with (default: blog): the blog's listing as "
-                        "published, the upstream repository's final allconv.py, or the "
-                        "paper's All-CNN-C; docs/recipes.md compares them. The flags below "
-                        "override single fields")
+                   help="the settings to train with (default: blog): the blog's listing with "
+                        "its gaps filled (ReLUs, dropout, pooling head and 1/255 scaling from "
+                        "the post's prose and upstream), the upstream repository's final "
+                        "allconv.py, or the paper's All-CNN-C; docs/recipes.md compares them. "
+                        "The flags below override single fields")
     p.add_argument('--epochs', type=positive_int, default=None,
                    help="epochs to train (default: the recipe's; blog: nb_epoch = %d, "
                         "upstream and paper: 350)" % nb_epoch)
@@ -56,6 +58,11 @@ def build_parser(batch_size, nb_epoch):
                    help='train on the first N training images only (short runs)')
     p.add_argument('--test-limit', type=positive_int, default=None, metavar='N',
                    help='validate on the first N test images only (short runs)')
+    p.add_argument('--dim-ordering', choices=('tf', 'th'), default='tf',
+                   help="Keras' image ordering: tf (default) keeps images NHWC, as upstream "
+                        "9c5a2b4 pins it; th runs the listing's input_shape=(3, 32, 32) as "
+                        "published, the ordering its author's keras.json must have named, at a "
+                        "cost on a CPU (docs/performance.md)")
     p.add_argument('--seed', type=int, default=None,
                    help='seed Python, numpy and TensorFlow (default: unseeded, as the blog)')
     p.add_argument('--deterministic', action='store_true',
@@ -87,7 +94,8 @@ def build_parser(batch_size, nb_epoch):
     p.add_argument('--overwrite', action='store_true',
                    help='allow --logdir to be a directory that holds a finished run')
     p.add_argument('--quiet', action='store_true',
-                   help='no per-batch progress bar (the blog used verbose=0)')
+                   help="no per-batch progress bar: the listing's verbose=0 (the checkpoint "
+                        "still prints a line per epoch, as the post's did)")
     return p
 
 

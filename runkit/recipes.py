@@ -38,6 +38,9 @@ RECIPES = {
         'lr_schedule': None,  # listing: none
         'dropout_input': 0.,  # listing: no dropout at all; upstream c2af6a7: none on the input
         'dropout': 0.5,  # listing: none; upstream c2af6a7: Dropout(0.5) after each stride 2
+        # listing: no activation at all; upstream c2af6a7: a ReLU after the six non-strided
+        # convolutions only
+        'relu_everywhere': False,
         'weight_decay': 0.,  # listing: none
         # listing: nb_epoch = 1000 and batch_size = 32, allconvnet.py's constants, which fill
         # these two (resolve), so that editing them there changes the run as the post invites.
@@ -65,6 +68,7 @@ RECIPES = {
         'lr_schedule': None,  # master: none (README's "Additional Notes" describe the paper's)
         'dropout_input': 0.,  # c2af6a7: none on the input
         'dropout': 0.5,  # c2af6a7: Dropout(0.5) after each stride-2 convolution
+        'relu_everywhere': False,  # c2af6a7: ReLUs after the six non-strided convolutions
         'weight_decay': 0.,  # master: none
         'epochs': 350,  # c2af6a7: nb_epoch = 350
         'batch_size': 32,  # c2af6a7: batch_size = 32, as the listing
@@ -84,8 +88,13 @@ RECIPES = {
         # paper: γ multiplied by 0.1 after epochs S = [200, 250, 300] (see paper_lr).
         'lr_schedule': {'drop_after_epochs': [200, 250, 300], 'factor': 0.1},
         'dropout_input': 0.2,  # paper: 20% dropout on the input image
+        # paper, All-CNN-C's table: a ReLU after every one of the nine convolutions, the two
+        # stride-2 ones and the last 1x1 with 10 outputs included
+        'relu_everywhere': True,
         'dropout': 0.5,  # paper: 50% after each layer that replaces pooling (stride 2)
-        'weight_decay': 0.001,  # paper: λ = 0.001 (see build_model for the l2 factor)
+        # paper: λ = 0.001. Choice: λ enters the gradient as λw, i.e. Keras' l2(λ/2), and
+        # biases are not decayed; the paper says neither (decay_kernels below).
+        'weight_decay': 0.001,
         'epochs': 350,  # paper: 350 epochs
         'batch_size': 32,  # paper: not stated; choice: the listing's and upstream's 32
         'preprocessing': GCN_ZCA,  # paper: GCN + ZCA as Goodfellow et al. 2013 (maxout)

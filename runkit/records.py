@@ -17,8 +17,8 @@ import pandas
 from runkit import Diverged, Interrupted, Refused
 
 HISTORY_COLUMNS = ['epoch', 'loss', 'acc', 'val_loss', 'val_acc', 'lr', 'seconds']
-RUN_FILES = ['run.json', 'history.csv', 'weights.best.hdf5', 'model.h5', 'state.h5',
-             'curves.png', 'preprocessing.npz']
+RUN_FILES = ['run.json', 'history.csv', 'history_callback.csv', 'weights.best.hdf5', 'model.h5',
+             'state.h5', 'curves.png', 'preprocessing.npz']
 
 
 def utc_now():
@@ -186,7 +186,7 @@ def outcome(run):
         raise
 
 
-def finish_run(run, history_callback):
+def finish_run(run):
     update_run(run, status='finished', ended=utc_now())
     draw_curves(run['logdir'])
     print('Finished: %s' % run['logdir'])

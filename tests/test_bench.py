@@ -60,12 +60,11 @@ def test_summary_is_median_and_spread_of_every_repeat_of_every_round():
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--only', 'train,nosuch'], "argument --only: 'train,nosuch': give a comma-separated list"),
     (['--build', 'mkl'], "argument --build: 'mkl': write KEY=VALUE"),
     (['--build', 'mkl=/nonexistent/python'], 'is not an executable interpreter'),
     (['--build', 'stock=/bin/sh'], "'stock' is this interpreter"),
+    (['--peer', 'torch'], "argument --peer: 'torch': write KEY=VALUE"),
     (['--repeats', '0'], 'must be 1 or more'),
-    (['--threads', '2'], 'expected INTRA/INTER pairs'),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -80,70 +79,76 @@ def read_report(out):
         return json.load(f), md.read()
 
 
-def test_a_run_reports_each_case_and_survives_a_broken_build(tmp_path, capsys):
+def test_a_run_reports_each_case_and_survives_a_broken_build(tmp_path, capsys, monkeypatch):
     # An interpreter that fails as a broken TensorFlow build would: two lines of traceback.
     broken = tmp_path / 'python'
     broken.write_text('#!/bin/sh\necho "  import tensorflow" >&2\necho "ImportError: no" >&2\n'
                       'exit 1\n')
     broken.chmod(0o755)
     out = str(tmp_path / 'bench')
-    # --jit off: XLA's compiling would double this test's time and prove nothing more here.
-    assert bench.main(['--only', 'threads', '--threads', '0/0', '--build', 'broken=%s' % broken,
-                       '--repeats', '2', '--steps', '1', '--warmup', '1', '--jit', 'off',
-                       '--out', out]) == 1
+    # One real case, --jit off: the blog's session and XLA's compiling would triple this test's
+    # time and prove nothing more here.
+    headline = bench.plan
+    monkeypatch.setattr(bench, 'plan', lambda builds, peers: [
+        c for c in headline(builds, peers)
+        if c['name'] == 'allconvnet.py --jit off' or c['build'] == 'broken'])
+    assert bench.main(['--build', 'broken=%s' % broken, '--repeats', '2', '--steps', '1',
+                       '--warmup', '1', '--out', out]) == 1
     printed = capsys.readouterr()
-    assert "case 'broken, threads 0/0' failed (exit 1): import tensorflow / ImportError: no" \
-        in printed.err
+    assert ('case "broken build, allconvnet.py\'s defaults" failed (exit 1): '
+            'import tensorflow / ImportError: no') in printed.err
     report, md = read_report(out)
     stock, failed = report['cases']
-    assert stock['name'] == 'stock, threads 0/0' and stock['threads'] == '0/0'
+    assert stock['name'] == 'allconvnet.py --jit off' and stock['error'] is None
+    assert stock['threads'].startswith('TF default (allconvnet.py): ')
     assert stock['images_per_s']['n'] == 2 and len(stock['seconds']) == 2
-    assert stock['xla'] is False and report['settings']['jit'] == 'off'
+    assert stock['xla'] is False
     assert stock['gflops'] == pytest.approx(
         stock['images_per_s']['median'] * report['flops_training'] / 1e9)
     assert stock['peak_pct'] == pytest.approx(100 * stock['gflops'] / report['peak_gflops'])
-    assert 'error' in failed and 'images_per_s' not in failed
+    assert failed['error'].startswith('case') and 'images_per_s' not in failed
     assert report['builds']['stock']['versions']['keras'] == '1.2.2'
     assert report['machine']['cpu'] in md and report['machine']['cores'] >= 1
-    assert '| stock, threads 0/0 | stock | 0/0 | off | 32 |' in md
-    assert "| broken, threads 0/0 | broken | 0/0 |  | 32 | failed: case" in md
-    assert 'stock, threads 0/0' in printed.out and 'Wrote' in printed.out
+    assert '| allconvnet.py --jit off | stock | TF default (allconvnet.py): ' in md
+    assert '| broken | TF default (allconvnet.py) |  | 32 | failed: case' in md
+    assert 'allconvnet.py --jit off' in printed.out and 'Wrote' in printed.out
 
 
-def test_the_datagen_case_times_the_blogs_augmentation():
-    # In this process: Keras makes no session for it ('keras'), so none is left behind.
-    r = bench.worker({'kind': 'datagen', 'batch': 32, 'steps': 2, 'warmup': 1, 'repeats': 3,
-                      'threads': 'keras', 'towers': 0, 'cpu_devices': None})
-    assert r['images_per_repeat'] == 64 and len(r['seconds']) == 3
-    assert min(r['seconds']) > 0 and 'flops_training' not in r
-    assert r['build']['versions']['keras'] == '1.2.2'
-
-
-def test_the_datagen_section_sets_augmentation_beside_a_training_step():
-    cases = bench.plan(['datagen'], 128, [])
-    assert [c['name'] for c in cases] == ["blog's ImageDataGenerator alone, batch 32",
-                                          'train, batch 32']
-    results = [[{'images_per_repeat': 320, 'seconds': [0.1], 'xla': False}],
-               [{'images_per_repeat': 320, 'seconds': [10.], 'xla': False,
-                 'flops_training': 1.68e9, 'flops_forward': 0.56e9}]]
-    report = bench.report_of(cases, results, [None, None], {}, {}, 'now', 'cmd')
-    assert report['cases'][1]['gflops'] == pytest.approx(32 * 1.68)
-    assert 'Augmenting a batch takes 1.0% of the time of a training step' in \
-        report['notes']['datagen'][0]
-
-
-def test_rounds_run_the_whole_list_in_turn_and_pool_their_repeats(tmp_path, monkeypatch):
-    ran = []
+def test_rounds_run_the_list_in_turn_and_the_report_is_written_after_every_case(tmp_path,
+                                                                                  monkeypatch):
+    ran, out = [], str(tmp_path / 'bench')
 
     def run_case(c, python, settings):
-        ran.append(c['name'])
+        # What the case before this one left on disk: repeats measured so far, per case.
+        on_disk = read_report(out)[0]['cases'] if ran else []
+        ran.append((c['name'], [r.get('images_per_s', {}).get('n', 0) for r in on_disk]))
+        if len(ran) == 1:
+            raise RuntimeError('case failed once')
         versions = {'tensorflow': '1.15.5', 'python': '3.7', 'keras': '1.2.2', 'numpy': '1.18'}
         return {'images_per_repeat': 32, 'seconds': [1., 2.], 'xla': False,
                 'build': {'distribution': 'tensorflow', 'mkl': False, 'versions': versions,
                           'gpus': []}}
     monkeypatch.setattr(bench, 'run_case', run_case)
-    out = str(tmp_path / 'bench')
-    assert bench.main(['--only', 'batch', '--rounds', '2', '--out', out]) == 0
-    assert ran == ['train, batch 32', 'train, batch 128'] * 2
-    report, _ = read_report(out)
-    assert [c['images_per_s']['n'] for c in report['cases']] == [4, 4]
+    assert bench.main(['--rounds', '2', '--out', out]) == 1
+    assert [name for name, _ in ran] == [c['name'] for c in bench.plan()] * 2
+    assert [seen for _, seen in ran[1:4]] == [[0, 0, 0], [0, 2, 0], [0, 2, 2]]
+    report, md = read_report(out)
+    assert [c['images_per_s']['n'] for c in report['cases']] == [2, 4, 4]
+    assert report['cases'][0]['error'] == 'case failed once'
+    assert '| 32 | 24.0 | 16.0-32.0 | 67% |' in md and '| +0% |' in md
+
+
+def test_a_peer_runs_in_the_headline_and_is_timed_as_a_worker_is():
+    import sys
+    cases = bench.plan(['mkl'], ['fake'])
+    names = [(c['name'], c['build']) for c in cases]
+    assert ("mkl build, allconvnet.py's defaults", 'mkl') in names
+    peer = cases[-1]
+    assert peer['build'] == 'fake' and peer['kind'] == 'peer'
+    # A real command in a real subprocess, given the spec as its last argument.
+    fake = ('%s -c "import json, sys; s = json.loads(sys.argv[1]); print(\'BENCH_RESULT \' + '
+            'json.dumps({\'images_per_repeat\': 32 * s[\'steps\'], \'seconds\': [0.5] * '
+            's[\'repeats\'], \'xla\': False, \'build\': {}}))"' % sys.executable)
+    result = bench.run_case(peer, fake, {'warmup': 1, 'repeats': 3, 'steps': 4})
+    assert result['seconds'] == [0.5] * 3 and result['images_per_repeat'] == 128
+    assert bench.summarize([result])['median'] == 256

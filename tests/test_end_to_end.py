@@ -77,3 +77,12 @@ def test_prints_the_blog_progress_lines(finished_run):
     assert 'Total params: 1,369,738' in proc.stdout
     assert 'remaining 1 epochs will take about' in proc.stdout
     assert 'XLA on' not in proc.stdout
+
+
+def test_upstreams_history_dump_agrees_with_the_per_epoch_history(finished_run):
+    logdir, _, _ = finished_run
+    dump = pandas.read_csv(os.path.join(logdir, 'history_callback.csv'), index_col=0)
+    history = pandas.read_csv(os.path.join(logdir, 'history.csv'))
+    assert sorted(dump.columns) == ['acc', 'loss', 'val_acc', 'val_loss'] and len(dump) == 2
+    for column in dump.columns:
+        np.testing.assert_allclose(dump[column], history[column], rtol=1e-6)

@@ -127,9 +127,28 @@ def test_each_recipe_trains_one_epoch_and_records_its_settings(name, cifar_home,
     assert history.lr[0] == pytest.approx(optimizer['lr'], rel=1e-4)
     fitted = os.path.join(logdir, 'preprocessing.npz')
     assert os.path.exists(fitted) == (name == 'paper')
-    # The paper's model starts with its input dropout; the parameters are the same.
+    # The paper's model starts with its input dropout and has a ReLU after every one of its
+    # nine convolutions; the parameters are the same.
     assert ('dropout_input_1' in proc.stdout) == (name == 'paper')
+    assert proc.stdout.count('(Activation)') == (10 if name == 'paper' else 7)
     assert 'Total params: 1,369,738' in proc.stdout
+
+
+def test_theano_ordering_trains_the_listings_input_line(cifar_home, tmp_path):
+    logdir = str(tmp_path / 'th')
+    proc = run_allconvnet(['--dim-ordering', 'th', '--epochs', '1', '--logdir', logdir] + TINY,
+                          cifar_home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'X_train shape: (64, 3, 32, 32)' in proc.stdout  # load_data() gives channels first
+    assert '(None, 96, 32, 32)' in proc.stdout
+    assert read_run(logdir)['args']['dim_ordering'] == 'th'
+    # predict.py reads such a checkpoint too: it feeds the model channels first.
+    import predict
+    from keras import backend as K
+    K.clear_session()
+    model = predict.load_checkpoint(os.path.join(logdir, 'weights.best.hdf5'))
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    assert predict.classify(model, images, pre.SCALE_255, logdir).shape == (2, 10)
 
 
 def test_overrides_reach_run_json_and_the_optimizer(cifar_home, tmp_path):

@@ -1,33 +1,22 @@
 """Measure what training All-CNN-C costs on this machine: images/s, FLOPs, fraction of peak.
 
-    python -m tools.bench [--only SECTIONS] [--build NAME=PYTHON ...] [--batch-size N]
-                          [--jit auto|off] [--threads PAIRS] [--repeats R] [--steps S]
-                          [--warmup W] [--rounds K] [--out DIR]
+    python -m tools.bench [--build NAME=PYTHON ...] [--peer NAME=COMMAND ...] [--rounds K]
+                          [--repeats R] [--steps S] [--warmup W] [--out DIR]
 
-Run from the repository root. Every case runs in a fresh subprocess (a new TensorFlow session
-with its own thread pools, or another interpreter for another TensorFlow build), warms up,
-then times R repeats of S steps and reports the median and the spread. With --rounds K the
-whole list of cases runs K times in turn, so that a slow minute on the machine hits every
-case alike. Sections:
-
-  headline  the blog as published (Keras' own session, stock build) against allconvnet.py
-            with --jit off and with its default for the blog's run (XLA on where no GPU is
-            visible), and any --build, side by side at batch 32
-  threads   allconvnet.py's training step across intra-/inter-op thread counts
-  batch     the training step at batch 32 and at --batch-size
-  eval      evaluation images/s (fit_generator validates with evaluate at the batch size)
-  datagen   the blog's ImageDataGenerator alone, and its share of a training step
-  workers   fit_generator end to end: Keras' default thread against nb_worker=2 processes
-  towers    make_parallel with 1, 2 and 4 towers on CPU devices against the plain model
-  overhead  the fixed cost of one Keras 1.2.2 training step (a tiny model), for GPU estimates
-
-FLOPs per image are counted from the model's layers (flops_per_image), and the achieved
-GFLOP/s are set beside the machine's peak (peak_gflops). Results go to DIR/bench.json and
-DIR/bench.md (default DIR: logs/bench/<UTC time>), with the CPU and the package versions.
+Run from the repository root. Side by side at batch 32: the blog as published (Keras' own
+session), allconvnet.py with --jit off and with its default for the blog's run (XLA on where
+no GPU is visible), allconvnet.py's defaults on every --build, and every --peer (the same
+network in another framework). Each case runs in a fresh process, warms up, then times R
+repeats of S steps; with --rounds K the whole list runs K times in turn, so that a slow minute
+on the machine hits every case alike. The median images/s and the spread are set beside the
+FLOPs counted from the model's layers and the machine's peak, in DIR/bench.json and
+DIR/bench.md (default DIR: logs/bench/<UTC time>), rewritten after every case.
 """
 import argparse
 import json
 import os
+import pathlib
+import shlex
 import statistics
 import subprocess
 import sys
@@ -35,28 +24,16 @@ import time
 
 import numpy as np
 
-from runkit.argtypes import Parser, assignment, comma_list, positive_int
+from runkit.argtypes import Parser, assignment, positive_int
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = ('headline', 'threads', 'batch', 'eval', 'datagen', 'workers', 'towers', 'overhead')
-# Thread pairs (intra_op, inter_op) for the sweep; 0 is TensorFlow's "one per logical CPU",
-# -1 (inter) runs every op in the calling thread.
-THREAD_SWEEP = ((0, 0), (1, 1), (2, 1), (1, 2), (2, -1), (4, 1), (4, 4))
-# Intel's advice for its MKL build (Intel's TF 1.x CPU performance guide): a short spin time,
-# threads pinned to cores. Set for every --build (builds without OpenMP ignore them).
-MKL_ENV = {'KMP_BLOCKTIME': '1', 'KMP_AFFINITY': 'granularity=fine,compact,1,0'}
 RESULT_TAG = 'BENCH_RESULT '
 # The blog's run, nb_epoch = 1000 of CIFAR-10's 50,000 images: what --jit auto decides for.
 BLOG_RUN_IMAGES = 1000 * 50000
-# Cases this cheap time ten times as many batches, for a steadier figure.
-CHEAP = ('datagen', 'overhead')
+THREADS = {'keras': "Keras' own session (TF defaults)", 'peer': "the peer's own"}
 TABLE_HEAD = ['| case | build | threads (intra/inter) | XLA | batch | images/s (median) | min-max '
               '| spread | GFLOP/s | % of peak | vs first row |',
               '|---|---|---|---|---:|---:|---|---:|---:|---:|---:|']
-
-
-# ---------------------------------------------------------------------------------------------
-# What the machine could do, and what a training image asks of it.
 
 # Single-precision FLOPs one core can start per cycle, by instruction set: two vector FMA pipes
 # per core (Intel since Haswell, AMD since Zen 2), each FMA two FLOPs; AVX without FMA starts
@@ -75,9 +52,8 @@ def flops_per_cycle(flags):
 def peak_gflops(machine):
     """(cores x GHz x FLOPs per cycle or None without a frequency, FLOPs per cycle, ISA)."""
     per_cycle, isa = flops_per_cycle(machine['flags'])
-    if not machine['mhz']:
-        return None, per_cycle, isa
-    return machine['cores'] * machine['mhz'] / 1000. * per_cycle, per_cycle, isa
+    peak = machine['cores'] * machine['mhz'] / 1000. * per_cycle if machine['mhz'] else None
+    return peak, per_cycle, isa
 
 
 def flops_per_image(model):
@@ -108,165 +84,83 @@ def flops_per_image(model):
     return forward, training
 
 
-# ---------------------------------------------------------------------------------------------
-# One case, in a subprocess: python -m tools.bench --worker '{"kind": "train", ...}'
-
 def worker(spec):
     """Time one case in this process: its images per repeat, seconds per repeat, FLOPs, build."""
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    import pkg_resources
     import tensorflow as tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from keras import backend as K
-    from keras.layers import Dense, GlobalAveragePooling2D
-    from keras.models import Sequential
     from keras.optimizers import SGD
-    from keras.preprocessing.image import ImageDataGenerator
     import allconvnet
-    from make_parallel import make_parallel
     from runkit import recipes, records, session
     K.set_image_dim_ordering('tf')
-    result = {'xla': False}
+    build = session.tf_build()
+    jit = spec['jit']
+    if jit is None:  # allconvnet.py's --jit auto for the blog's full run
+        jit = session.use_jit('auto', images=BLOG_RUN_IMAGES, build=build)
+    result = {'xla': jit}
     # 'keras': no session of ours, so Keras 1.2.2 makes its own, as in the blog.
     if spec['threads'] != 'keras':
-        jit = spec.get('jit')
-        if jit is None:  # allconvnet.py's --jit auto for the blog's full run
-            jit = session.use_jit('auto', images=BLOG_RUN_IMAGES)
-        threads = tuple(spec['threads']) if spec['threads'] else None
-        proto = session.config(cpu_devices=spec['cpu_devices'], threads=threads, jit=jit)
+        proto = session.config(jit=jit, build=build)
         K.set_session(tf.Session(config=proto))
-        result['xla'] = proto.graph_options.optimizer_options.global_jit_level == \
-            tf.OptimizerOptions.ON_1
+        result['threads'] = '%d/%d' % (proto.intra_op_parallelism_threads,
+                                       proto.inter_op_parallelism_threads)
     np.random.seed(0)
     tf.set_random_seed(0)
-    kind, batch, steps = spec['kind'], spec['batch'], spec['steps']
+    batch, steps = spec['batch'], spec['steps']
     rng = np.random.RandomState(0)
     # Random images scaled to [0, 1] as allconvnet.py feeds them, and one-hot labels.
     x = rng.randint(0, 256, size=(batch * steps, 32, 32, 3)).astype('float32') / 255.
     y = np.eye(10, dtype='float32')[rng.randint(0, 10, size=batch * steps)]
     blog = recipes.RECIPES['blog']
-    datagen = ImageDataGenerator(**blog['augmentation'])
-    flow = datagen.flow(x, y, batch_size=batch, seed=0)
-    if kind == 'overhead':
-        # The smallest model Keras 1.2.2 trains with the same loss, optimizer and feeds: its
-        # step time is the fixed cost of a step (Python, feed_dict, session.run), which no
-        # faster device removes.
-        model = Sequential([GlobalAveragePooling2D(input_shape=(32, 32, 3)),
-                            Dense(10, activation='softmax')])
-    elif kind != 'datagen':
-        model = template = allconvnet.build_model(blog)
-        if spec['towers']:
-            model = make_parallel(template, spec['towers'], device='/cpu:%d')
-        result['flops_forward'], result['flops_training'] = flops_per_image(template)
-    if kind != 'datagen':
-        # As allconvnet.py compiles: the recipe's choice, with the listing's SGD object at hand.
-        listing_sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
-        model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
-                      optimizer=recipes.compile_argument(blog['optimizer'], listing_sgd))
+    model = allconvnet.build_model(blog)
+    result['flops_forward'], result['flops_training'] = flops_per_image(model)
+    # As allconvnet.py compiles: the recipe's choice, with the listing's SGD object at hand.
+    listing_sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
+    model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
+                  optimizer=recipes.compile_argument(blog['optimizer'], listing_sgd))
 
     def work(n):
-        if kind == 'datagen':
-            for _ in range(n):
-                next(flow)
-        elif kind in ('train', 'overhead'):
-            for i in range(n):
-                start = i % steps * batch
-                model.train_on_batch(x[start:start + batch], y[start:start + batch])
-        elif kind == 'eval':
-            model.evaluate(x[:batch * n], y[:batch * n], batch_size=batch, verbose=0)
-        else:
-            model.fit_generator(datagen.flow(x, y, batch_size=batch), samples_per_epoch=batch * n,
-                                nb_epoch=1, verbose=0, nb_worker=spec['nb_worker'],
-                                pickle_safe=spec['pickle_safe'])
+        for i in range(n):
+            start = i % steps * batch
+            model.train_on_batch(x[start:start + batch], y[start:start + batch])
     work(spec['warmup'])
     result.update(images_per_repeat=batch * steps, seconds=[])
     for _ in range(spec['repeats']):
         start = time.perf_counter()
         work(steps)
         result['seconds'].append(time.perf_counter() - start)
-    # The build: which TensorFlow distribution this interpreter has, and whether it uses MKL.
-    import pkg_resources
-    from tensorflow.python import pywrap_tensorflow
     installed = {d.project_name.lower() for d in pkg_resources.working_set}
     result['build'] = {
         'distribution': next((name for name in ('intel-tensorflow', 'tensorflow', 'tensorflow-gpu')
                               if name in installed), 'unknown'),
-        'mkl': bool(getattr(pywrap_tensorflow, 'IsMklEnabled', lambda: False)()),
-        'versions': records.versions(),
+        'mkl': build == 'mkl', 'versions': records.versions(),
         'gpus': [d.name for d in tf.config.experimental.list_physical_devices('GPU')]}
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# The cases, and running them.
-
-def threads_label(threads):
-    if threads == 'keras':
-        return "Keras' own session (TF defaults)"
-    return 'TF default (allconvnet.py)' if threads is None else '%d/%d' % tuple(threads)
-
-
-def plan(sections, batch_size, builds, jit=None, sweep=THREAD_SWEEP):
-    """The cases for the chosen sections, in the order they run. `jit` None is allconvnet.py's
-    --jit auto for the blog's full run (XLA on where no GPU is visible), False is --jit off;
-    the headline has both."""
-    cases = []
-
-    def case(name, section, kind, batch=32, threads=None, build='stock', towers=0,
-             cpu_devices=None, **extra):
-        spec = dict(kind=kind, batch=batch, threads=threads, towers=towers,
-                    cpu_devices=cpu_devices, threads_label=threads_label(threads), **extra)
-        cases.append({'name': name, 'section': section, 'build': build, 'spec': spec})
-
-    if 'headline' in sections:
-        case('blog as published: Keras 1.2.2 makes the session', 'headline', 'train',
-             threads='keras')
-        case('allconvnet.py --jit off', 'headline', 'train', jit=False)
-        case("allconvnet.py's default for the blog's run (--jit auto: XLA on)", 'headline', 'train')
-        for name in builds:
-            for on in (False, True):
-                case('%s build, allconvnet.py --jit %s' % (name, 'on' if on else 'off'),
-                     'headline', 'train', build=name, jit=on)
-    if 'threads' in sections:
-        for name in ['stock'] + list(builds):
-            for threads in sweep:
-                case('%s, threads %s' % (name, threads_label(threads)), 'threads', 'train',
-                     threads=list(threads), build=name, jit=jit)
-    for section, kind, label in (('batch', 'train', 'train'), ('eval', 'eval', 'evaluate')):
-        if section in sections:
-            for batch in sorted({32, batch_size}):
-                case('%s, batch %d' % (label, batch), section, kind, batch=batch, jit=jit)
-    if 'datagen' in sections:
-        case("blog's ImageDataGenerator alone, batch 32", 'datagen', 'datagen')
-        if not any(c['section'] == 'batch' and c['spec']['batch'] == 32 for c in cases):
-            case('train, batch 32', 'batch', 'train', jit=jit)
-    if 'workers' in sections:
-        case('fit_generator, 1 thread (Keras default)', 'workers', 'workers', nb_worker=1,
-             pickle_safe=False, jit=jit)
-        case('fit_generator, nb_worker=2, pickle_safe', 'workers', 'workers', nb_worker=2,
-             pickle_safe=True, jit=jit)
-    if 'towers' in sections:
-        case('plain model (no make_parallel)', 'towers', 'train', jit=jit)
-        for towers in (1, 2, 4):
-            case('make_parallel, %d tower%s on CPU devices' % (towers, 's' * (towers > 1)),
-                 'towers', 'train', towers=towers, cpu_devices=4, jit=jit)
-        # One tower per core, each op on one thread: the fastest tower layout found here.
-        case('make_parallel, 2 towers on CPU devices, threads 1/2', 'towers', 'train', towers=2,
-             cpu_devices=2, threads=[1, 2], jit=jit)
-    if 'overhead' in sections:
-        case('fixed cost of a step: GAP + Dense model', 'overhead', 'overhead', jit=jit)
-    return cases
+def plan(builds=(), peers=()):
+    """The cases in the order they run, at the blog's batch_size; `jit` None is --jit auto."""
+    def case(name, build='stock', kind='train', threads=None, jit=None):
+        return {'name': name, 'build': build, 'kind': kind, 'results': [], 'error': None,
+                'spec': {'batch': 32, 'threads': threads, 'jit': jit}}
+    return ([case('blog as published: Keras 1.2.2 makes the session', threads='keras', jit=False),
+             case('allconvnet.py --jit off', jit=False),
+             case("allconvnet.py's default for the blog's run (--jit auto: XLA on)")] +
+            [case("%s build, allconvnet.py's defaults" % name, build=name) for name in builds] +
+            [case('%s peer: the same network and batch' % name, build=name, kind='peer',
+                  threads='peer') for name in peers])
 
 
-def run_case(c, python, settings):
-    spec = dict(c['spec'], warmup=settings['warmup'], repeats=settings['repeats'],
-                steps=settings['steps'] * (10 if c['spec']['kind'] in CHEAP else 1))
-    env = dict(os.environ)
-    if c['build'] != 'stock':
-        env = dict(MKL_ENV, **env)
-    proc = subprocess.run([python, '-m', 'tools.bench', '--worker', json.dumps(spec)], cwd=ROOT,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+def run_case(c, command, settings):
+    """`command` is a build's interpreter, or a peer's command line (shell words)."""
+    spec = dict(c['spec'], **settings)
+    argv = (shlex.split(command) if c['kind'] == 'peer' else
+            [command, '-m', 'tools.bench', '--worker'])
+    proc = subprocess.run(argv + [json.dumps(spec)], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
@@ -283,43 +177,34 @@ def summarize(results):
             'spread_pct': 100. * (max(rates) - min(rates)) / median}
 
 
-# ---------------------------------------------------------------------------------------------
-# The report.
-
-def report_of(cases, results, failures, builds, settings, started, command):
+def report_of(cases, settings, started, command):
     from runkit.records import machine  # here, not above: it imports Keras
     info = machine(details=True)
     peak, per_cycle, isa = peak_gflops(info)
-    first = next((r[0] for r in results if r and 'flops_training' in r[0]), {})
-    training, forward = first.get('flops_training'), first.get('flops_forward')
+    builds = {c['build']: c['results'][-1]['build'] for c in cases if c['results']}
+    first = next((r for c in cases for r in c['results'] if 'flops_training' in r), {})
     report = {'started': started, 'command': command, 'settings': settings,
               'machine': {k: info[k] for k in ('cpu', 'cores', 'mhz')},
               'gpus': builds.get('stock', {}).get('gpus', []), 'peak_gflops': peak,
-              'flops_per_cycle': per_cycle, 'isa': isa, 'flops_training': training,
-              'flops_forward': forward, 'builds': builds, 'cases': [], 'notes': {}}
-    for c, done, error in zip(cases, results, failures):
-        r = {'name': c['name'], 'section': c['section'], 'build': c['build'],
-             'batch': c['spec']['batch'], 'threads': c['spec']['threads_label'],
-             'kind': c['spec']['kind']}
-        if error:
-            r['error'] = error
-        if done:
-            r.update(xla=done[0]['xla'], images_per_s=summarize(done),
-                     seconds=[s for x in done for s in x['seconds']],
-                     images_per_repeat=done[0]['images_per_repeat'])
-            per_image = {'train': training, 'workers': training, 'eval': forward}.get(r['kind'])
-            if per_image:
-                r['gflops'] = r['images_per_s']['median'] * per_image / 1e9
+              'flops_per_cycle': per_cycle, 'isa': isa, 'builds': builds, 'cases': [],
+              'flops_training': first.get('flops_training'),
+              'flops_forward': first.get('flops_forward')}
+    for c in cases:
+        r = {'name': c['name'], 'build': c['build'], 'batch': c['spec']['batch'],
+             'threads': THREADS.get(c['spec']['threads'], 'TF default (allconvnet.py)'),
+             'error': c['error']}
+        if c['results']:
+            one = c['results'][0]
+            if one.get('threads'):
+                r['threads'] += ': %s' % one['threads']
+            r.update(xla=one['xla'], images_per_s=summarize(c['results']),
+                     seconds=[s for x in c['results'] for s in x['seconds']],
+                     images_per_repeat=one['images_per_repeat'])
+            if report['flops_training']:
+                r['gflops'] = r['images_per_s']['median'] * report['flops_training'] / 1e9
                 if peak:
                     r['peak_pct'] = 100. * r['gflops'] / peak
         report['cases'].append(r)
-    by = {r['name']: r['images_per_s']['median'] for r in report['cases'] if 'images_per_s' in r}
-    gen, train = by.get("blog's ImageDataGenerator alone, batch 32"), by.get('train, batch 32')
-    if gen and train:
-        report['notes']['datagen'] = [
-            'Augmenting a batch takes %.1f%% of the time of a training step on the same batch '
-            '(%.0f vs %.1f images/s): augmentation is %s the bottleneck.'
-            % (100. * train / gen, gen, train, 'not' if train / gen < 0.5 else 'close to being')]
     return report
 
 
@@ -338,82 +223,47 @@ def markdown(report):
              '%(rounds)d round(s); spread = (max - min) / median over all repeats'
              % report['settings'],
              '- Command: `%s`' % report['command'], '']
-    for name, info in sorted(report['builds'].items()):
-        v = info['versions']
-        lines.append('- Build `%s`: %s %s, MKL %s; python %s, keras %s, numpy %s'
-                     % (name, info['distribution'], v['tensorflow'], 'on' if info['mkl'] else 'off',
-                        v['python'], v['keras'], v['numpy']))
-    lines.append('')
-    for section in SECTIONS:
-        rows = [r for r in report['cases'] if r['section'] == section]
-        if not rows:
-            continue
-        lines += ['## %s' % section, ''] + TABLE_HEAD
-        base = next((r['images_per_s']['median'] for r in rows if 'images_per_s' in r), None)
-        for r in rows:
-            s, datagen = r.get('images_per_s'), r['kind'] == 'datagen'
-            cells = [r['name'], r['build'], '-' if datagen else r['threads'],
-                     '-' if datagen else 'on' if r.get('xla') else 'off', r['batch']]
-            if s:
-                cells += ['%.1f' % s['median'], '%.1f-%.1f' % (s['min'], s['max']),
-                          '%.0f%%' % s['spread_pct'], '%.1f' % r['gflops'] if 'gflops' in r else '',
-                          '%.0f%%' % r['peak_pct'] if 'peak_pct' in r else '',
-                          '%+.0f%%' % (100. * (s['median'] / base - 1))]
-            else:
-                error = 'failed: %s' % r.get('error', 'not run yet')
-                cells[3:] = ['', r['batch'], error, '', '', '', '', '']
-            lines.append('| %s |' % ' | '.join(map(str, cells)))
-        lines.append('')
-        if section in report['notes']:
-            lines += report['notes'][section] + ['']
+    lines += ['- Build `%s`: %s, MKL %s; %s' % (
+        name, info['distribution'], 'on' if info['mkl'] else 'off',
+        ', '.join('%s %s' % kv for kv in sorted(info['versions'].items())))
+        for name, info in sorted(report['builds'].items())]
+    lines += [''] + TABLE_HEAD
+    base = next((r['images_per_s']['median'] for r in report['cases'] if 'images_per_s' in r), 0)
+    for r in report['cases']:
+        s = r.get('images_per_s')
+        cells = [r['name'], r['build'], r['threads'], 'on' if r.get('xla') else 'off', r['batch']]
+        if s:
+            cells += ['%.1f' % s['median'], '%.1f-%.1f' % (s['min'], s['max']),
+                      '%.0f%%' % s['spread_pct'], '%.1f' % r['gflops'] if 'gflops' in r else '',
+                      '%.0f%%' % r['peak_pct'] if 'peak_pct' in r else '',
+                      '%+.0f%%' % (100. * (s['median'] / base - 1))]
+        else:
+            cells[3:] = ['', r['batch'], 'failed: %s' % (r['error'] or 'not run yet')] + [''] * 5
+        lines.append('| %s |' % ' | '.join(map(str, cells)))
     return '\n'.join(lines)
 
 
 def write_report(out, report):
     from runkit.records import replace_atomically, write_json  # here, not above: Keras
     write_json(os.path.join(out, 'bench.json'), report)
-
-    def write_markdown(tmp):
-        with open(tmp, 'w') as f:
-            f.write(markdown(report) + '\n')
-    replace_atomically(write_markdown, os.path.join(out, 'bench.md'))
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line.
-
-def thread_pairs(text):
-    try:
-        pairs = tuple(tuple(int(n) for n in item.split('/')) for item in text.split(','))
-    except ValueError:
-        pairs = ()
-    if not pairs or any(len(p) != 2 or p[0] < 0 for p in pairs):
-        raise argparse.ArgumentTypeError('expected INTRA/INTER pairs like 0/0,2/1, got %r' % text)
-    return pairs
+    replace_atomically(lambda tmp: pathlib.Path(tmp).write_text(markdown(report) + '\n'),
+                       os.path.join(out, 'bench.md'))
 
 
 def parse_args(argv):
     p = Parser(prog='python -m tools.bench', allow_abbrev=False,
                formatter_class=argparse.RawDescriptionHelpFormatter,
                description=__doc__.split('\n\n')[0], epilog=__doc__.split('\n\n', 1)[1])
-    p.add_argument('--batch-size', type=positive_int, default=128,
-                   help='the second batch size of the batch and eval sections (default 128)')
-    p.add_argument('--only', type=comma_list(SECTIONS), default=list(SECTIONS), metavar='SECTIONS',
-                   help='comma-separated sections to run (default: all)')
     p.add_argument('--build', type=assignment(str), action='append', default=[],
                    metavar='NAME=PYTHON', help='another interpreter with another TensorFlow '
-                   'build, for the headline, e.g. mkl=.venv-mkl/bin/python')
+                   'build, e.g. mkl=.venv-mkl/bin/python')
+    p.add_argument('--peer', type=assignment(str), action='append', default=[],
+                   metavar='NAME=COMMAND', help='COMMAND SPEC_JSON prints a BENCH_RESULT line '
+                   'as a worker does, e.g. torch="python logs/reference/bench/peer/torch_peer.py"')
     p.add_argument('--repeats', type=positive_int, default=5)
     p.add_argument('--steps', type=positive_int, default=10, help='steps per repeat')
     p.add_argument('--warmup', type=positive_int, default=3, help='untimed steps first')
-    p.add_argument('--rounds', type=positive_int, default=1,
-                   help='run the whole case list this many times in turn (default 1)')
-    p.add_argument('--jit', choices=('auto', 'off'), default='auto',
-                   help="XLA outside the headline: allconvnet.py's --jit for the blog's run "
-                        '(auto: on where no GPU is visible; default auto)')
-    p.add_argument('--threads', type=thread_pairs, default=THREAD_SWEEP, metavar='PAIRS',
-                   help="the thread section's intra/inter pairs (default: %s)"
-                        % ','.join('%d/%d' % t for t in THREAD_SWEEP))
+    p.add_argument('--rounds', type=positive_int, default=1, help='times through the whole list')
     p.add_argument('--out', default=None, help='directory for bench.json and bench.md')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -438,44 +288,37 @@ def main(argv=None):
     if args.worker:
         print(RESULT_TAG + json.dumps(worker(json.loads(args.worker))))
         return 0
-    pythons = dict([('stock', sys.executable)] + args.build)
-    settings = {'repeats': args.repeats, 'steps': args.steps, 'warmup': args.warmup,
-                'rounds': args.rounds, 'jit': args.jit}
-    cases = plan(args.only, args.batch_size, [b for b in pythons if b != 'stock'],
-                 jit=None if args.jit == 'auto' else False, sweep=args.threads)
-    results, failures, builds = [[] for _ in cases], [None] * len(cases), {}
+    commands = dict([('stock', sys.executable)] + args.build + args.peer)
+    settings = {'repeats': args.repeats, 'steps': args.steps, 'warmup': args.warmup}
+    cases = plan([name for name, _ in args.build], [name for name, _ in args.peer])
     started = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
     command = ' '.join(['python -m tools.bench'] + list(sys.argv[1:] if argv is None else argv))
+
+    def report():
+        return report_of(cases, dict(settings, rounds=args.rounds), started, command)
     try:
         # Round after round through the whole list, so a slow minute hits every case alike.
-        for done, (i, c) in enumerate([(i, c) for _ in range(args.rounds)
-                                       for i, c in enumerate(cases)], 1):
-            print('[%d/%d] %s (%s, build %s) ...' % (done, len(cases) * args.rounds, c['name'],
-                                                   c['section'], c['build']), end=' ', flush=True)
+        for i, c in enumerate(cases * args.rounds, 1):
+            print('[%d/%d] %s (build %s) ...' % (i, len(cases) * args.rounds, c['name'],
+                                                 c['build']), end=' ', flush=True)
             start = time.time()
             try:
-                r = run_case(c, pythons[c['build']], settings)
+                c['results'].append(run_case(c, commands[c['build']], settings))
+                print('%.1f images/s (%.0f s)' % (summarize(c['results'][-1:])['median'],
+                                                  time.time() - start))
             except RuntimeError as e:
                 # One broken case (a build that will not import, say) costs only itself.
                 print('failed', flush=True)
                 sys.stderr.write('python -m tools.bench: error: %s\n' % e)
-                failures[i] = str(e)
-                continue
-            results[i].append(r)
-            builds[c['build']] = r['build']
-            print('%.1f images/s (%d repeats, %.0f s)' % (summarize([r])['median'],
-                                                          len(r['seconds']), time.time() - start))
+                c['error'] = str(e)
             # Written after every case: an interrupted run keeps what it measured.
-            write_report(args.out, report_of(cases, results, failures, builds, settings, started,
-                                             command))
+            write_report(args.out, report())
     except KeyboardInterrupt:
         print('\nInterrupted; the cases measured so far are in %s' % args.out, file=sys.stderr)
         return 130
-    report = report_of(cases, results, failures, builds, settings, started, command)
-    write_report(args.out, report)
-    print('\n%s\nWrote %s and %s' % (markdown(report), os.path.join(args.out, 'bench.json'),
+    print('\n%s\nWrote %s and %s' % (markdown(report()), os.path.join(args.out, 'bench.json'),
                                       os.path.join(args.out, 'bench.md')))
-    return 1 if any(failures) else 0
+    return 1 if any(c['error'] for c in cases) else 0
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ import argparse
 import ast
 import csv
 import difflib
+import itertools
 import os
 import re
 import sys
@@ -54,33 +55,14 @@ SOURCES = (
 )
 
 
-def squeeze(text):
-    """The comparison key: the text without whitespace outside string literals.
+STRING = re.compile(r"""('(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")""")
 
-    The post lost its indentation in publication and spaces around `=` carry no meaning,
-    so two lines that differ only there count as the same line.
-    """
-    out, quote, i = [], None, 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            out.append(c)
-            if c == '\\' and i + 1 < len(text):
-                out.append(text[i + 1])
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif c in '\'"':
-            quote = c
-            out.append(c)
-        elif c == '#':
-            out.append(re.sub(r'\s+', '', text[i:]))
-            break
-        elif not c.isspace():
-            out.append(c)
-        i += 1
-    return ''.join(out)
+
+def squeeze(text):
+    """The comparison key: the text without whitespace outside string literals. The post lost
+    its indentation in publication, and spaces around `=` carry no meaning."""
+    parts = STRING.split(text)
+    return ''.join(p if i % 2 else re.sub(r'\s+', '', p) for i, p in enumerate(parts))
 
 
 def looks_like_prose(text):
@@ -211,12 +193,8 @@ def best_window(listing_key, code, candidates, used, fuzzy=True):
 def align(listing, files):
     """[(number, text, block, status, Code, a, b)], one per listing line."""
     out, used = [], {rel: set() for rel in files}
-    blocks = []
-    for line in listing:
-        if not blocks or blocks[-1][0] != line[2]:
-            blocks.append((line[2], []))
-        blocks[-1][1].append(line)
-    for block, lines in blocks:
+    for block, lines in itertools.groupby(listing, key=lambda line: line[2]):
+        lines = list(lines)
         code = files[HOME.get(block, 'allconvnet.py')]
         keys = [squeeze(t) for _, t, _ in lines]
         seq = [code.keys[k] for k in code.code]
@@ -450,10 +428,15 @@ def render(listing, rows, runs, claims, files, used, problems):
     return '\n'.join(out), '\n'.join(table)
 
 
-def check_against_post(path, listing, problems):
-    """The listing is the post's code lines, verbatim and in order."""
+def check_against_post(path, listing, claims, problems):
+    """The listing is the post's code lines, verbatim and in order; each claim quotes it."""
     with open(path, encoding='utf-8') as f:
-        post = f.read().split('\n')
+        text = f.read()
+    post = text.split('\n')
+    for n, claim in enumerate(claims, 1):
+        if ' '.join(claim['quote'].split()) not in ' '.join(text.split()):
+            problems.append('%s row %d: the quote %r is not in the post' % (CLAIMS, n,
+                                                                          claim['quote']))
     k = 0
     for number, text, _ in listing:
         while k < len(post) and post[k] != text:
@@ -500,7 +483,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     docs, problems = documents()
     if args.blog:
-        check_against_post(args.blog, read_listing(), problems)
+        check_against_post(args.blog, read_listing(), read_claims([]), problems)
     stale = []
     for rel, text in docs.items():
         path = os.path.join(ROOT, rel)

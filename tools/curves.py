@@ -1,14 +1,13 @@
 """Regression-test accuracy curves: compare with a reference, plot, check the blog's claim.
 
-    python -m tools.curves compare RUN REFERENCE [--metrics LIST] [--tol BAND]
-                                                 [--tol-metric M=BAND] [--all-rows]
-    python -m tools.curves plot RUN [RUN ...] [--reference REF] [-o curves.png] [--title TEXT]
-    python -m tools.curves claim RUN [--threshold 0.90] [--by-epoch 350]
+  python -m tools.curves compare logs/mine logs/reference/synthetic-tiny --metrics all --tol 1e-6
+  python -m tools.curves compare RUN REF [--tol 0.03] [--tol-metric loss=0.05] [--all-rows]
+  python -m tools.curves plot RUN [RUN ...] [--reference REF] [-o curves.png] [--title TEXT]
+  python -m tools.curves claim RUN [--threshold 0.90] [--by-epoch 350]
 
-Run from the repository root. RUN, REF and REFERENCE are history.csv files (epoch, loss, acc,
-val_loss, val_acc, lr, seconds; one row per finished epoch, from 1) or the run directories
-holding them beside their run.json. load_history, compare and claim are importable too; the
-drawing is runkit/plot.py's.
+Run from the repository root. RUN and REF are history.csv files (epoch, loss, acc, val_loss,
+val_acc, lr, seconds; a row per finished epoch, from 1) or the run directories holding them
+beside their run.json. load_history, compare and claim are importable; runkit/plot.py draws.
 """
 import argparse
 import collections
@@ -17,7 +16,6 @@ import math
 import os
 import sys
 
-import numpy as np
 import pandas
 
 from runkit import records
@@ -26,12 +24,9 @@ from runkit.plot import label, plot
 
 # Curve columns a comparison may use. `seconds` is wall time: never equal across reruns.
 METRICS = ('val_acc', 'loss', 'acc', 'val_loss', 'lr')
-DEFAULT_TOL = 0.02
-CLAIM_THRESHOLD = 0.90
-CLAIM_EPOCH = 350
-# Exit codes (also in --help).
-INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3
-# Longer comparisons print the first and last epochs and those outside the band.
+DEFAULT_TOL, CLAIM_THRESHOLD, CLAIM_EPOCH = 0.02, 0.90, 350
+INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3  # exit codes, explained in EXIT_CODES
+# A table longer than this hides the epochs nobody needs to read, or the verdict scrolls away.
 MAX_ROWS = 40
 # run.json args that say where and how loudly a run wrote, not what it trained.
 NOT_TRAINING_ARGS = ('logdir', 'overwrite', 'quiet', 'resume')
@@ -46,18 +41,14 @@ class History:
 
     def __init__(self, path, frame, run, notes):
         self.path, self.frame, self.run, self.notes = path, frame, run, notes
-        self.rundir = os.path.dirname(os.path.abspath(path))
         self.epochs = [int(e) for e in frame.index]
-        self.label = label(os.path.basename(self.rundir), run)
+        self.label = label(os.path.basename(os.path.dirname(os.path.abspath(path))), run)
 
 
 def load_history(path):
-    """Read a history.csv, or the one in run directory `path`, and the run.json beside it.
-
-    Raises CurvesError, naming the file, when it is missing, empty, not a CSV or not numeric.
-    """
-    path = str(path)
-    csv = os.path.join(path, 'history.csv') if os.path.isdir(path) else path
+    """Read a history.csv, or the one in run directory `path`, and the run.json beside it;
+    CurvesError, naming the file, when it is missing, empty, not a CSV or not numeric."""
+    csv = os.path.join(path, 'history.csv') if os.path.isdir(path) else str(path)
     run, notes = None, []
     record = os.path.join(os.path.dirname(os.path.abspath(csv)), 'run.json')
     if os.path.exists(record):
@@ -76,18 +67,15 @@ def load_history(path):
     try:
         frame = pandas.read_csv(csv)
     except pandas.errors.EmptyDataError:
-        raise CurvesError('%s is empty: the run has not finished an epoch yet (or the file was '
-                          'truncated)' % csv)
+        raise CurvesError('%s is empty: no epoch has finished yet, or the file was cut' % csv)
     except (pandas.errors.ParserError, UnicodeDecodeError) as e:
         raise CurvesError('%s is not a readable CSV (%s)' % (csv, str(e).strip().splitlines()[0]))
     if frame.empty:
-        raise CurvesError('%s has a header but no epochs: the run has not finished an epoch yet'
-                          % csv)
+        raise CurvesError('%s has a header but no epochs: no epoch has finished yet' % csv)
     if 'epoch' not in frame.columns:
         # The upstream repository's history.csv: pandas' 0-based index, no epoch column.
-        index = frame.columns[0]
-        unnamed = index.startswith('Unnamed')
-        frame['epoch'] = frame[index] + 1 if unnamed else range(1, len(frame) + 1)
+        unnamed = frame.columns[0].startswith('Unnamed')
+        frame['epoch'] = frame[frame.columns[0]] + 1 if unnamed else range(1, len(frame) + 1)
         notes.append('%s has no epoch column: rows are taken as epochs 1-%d in order'
                      % (csv, len(frame)))
     for column in [c for c in ('epoch',) + METRICS if c in frame.columns]:
@@ -114,11 +102,10 @@ def require_columns(history, columns):
 
 def epoch_ranges(epochs):
     """[1, 2, 3, 7, 8] -> '1-3, 7-8'."""
-    spans = []
-    for _, group in itertools.groupby(enumerate(sorted(epochs)), lambda pair: pair[1] - pair[0]):
-        span = [e for _, e in group]
-        spans.append('%d' % span[0] if len(span) == 1 else '%d-%d' % (span[0], span[-1]))
-    return ', '.join(spans) or 'none'
+    spans = [[e for _, e in group] for _, group in
+             itertools.groupby(enumerate(sorted(epochs)), lambda pair: pair[1] - pair[0])]
+    return ', '.join('%d' % s[0] if len(s) == 1 else '%d-%d' % (s[0], s[-1])
+                     for s in spans) or 'none'
 
 
 def settings(run):
@@ -131,16 +118,13 @@ def settings(run):
     return pandas.json_normalize(shaping).iloc[0].to_dict()
 
 
-# --- compare ---------------------------------------------------------------------------------
-
 class Report:
     """The outcome of compare(): `table` has, per shared epoch, <metric>_run, _ref, _diff and
     _ok for every compared metric, and ok; first_out and worst_out are (epoch, metric) or None."""
 
     def __init__(self, run, ref, tolerances, table, notes):
         self.run, self.ref, self.tolerances, self.table = run, ref, tolerances, table
-        self.notes = notes
-        self.shared = [int(e) for e in table.index]
+        self.notes, self.shared = notes, [int(e) for e in table.index]
         self.out_epochs = [int(e) for e in table.index[~table['ok']]]
         self.ok = not self.out_epochs
         self.exit_code = INSIDE if self.ok else OUTSIDE
@@ -149,37 +133,32 @@ class Report:
         self.worst_out = max(cells, key=self.excess, default=None)
         self.first_out = max([c for c in cells if c[0] == cells[0][0]], key=self.excess,
                              default=None)
-        self.differences = None
-        if run.run and ref.run:
-            a, b = settings(run.run), settings(ref.run)
-            self.differences = ['%s: %s vs %s' % (k, a.get(k, '-'), b.get(k, '-'))
-                                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        a, b = [settings(h.run) if h.run else None for h in (run, ref)]
+        self.differences = None if a is None or b is None else [
+            '%s: %s vs %s' % (k, a.get(k, '-'), b.get(k, '-'))
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
     def excess(self, cell):
         """(bands the difference spans, its size, which breaks ties when a band is 0); NaN on
         one side only counts as infinite."""
-        diff = abs(self.table.at[cell[0], cell[1] + '_diff'])
-        tol = self.tolerances[cell[1]]
-        if np.isnan(diff):
+        diff, tol = abs(self.table.at[cell[0], cell[1] + '_diff']), self.tolerances[cell[1]]
+        if math.isnan(diff):
             return math.inf, math.inf
         return (diff / tol if tol > 0 else math.inf), diff
 
 
 def compare(run, ref, tolerances=None):
-    """Compare `run` with `ref` (paths or History) on the epochs both have.
-
-    tolerances maps metric -> absolute band: an epoch is inside when |run - ref| <= band for
-    every metric. Default {'val_acc': 0.02}. Returns a Report; raises CurvesError on bad input.
-    """
+    """A Report on `run` against `ref` (paths or History) over the epochs both have: an epoch is
+    inside when |run - ref| <= band for every metric of `tolerances` (default {'val_acc': 0.02}),
+    bands absolute. Raises CurvesError on bad input."""
     run, ref = [h if isinstance(h, History) else load_history(h) for h in (run, ref)]
     tolerances = dict(tolerances or {'val_acc': DEFAULT_TOL})
-    for metric, tol in tolerances.items():
-        if metric not in METRICS:
-            raise CurvesError('cannot compare %r: choose from %s' % (metric, ', '.join(METRICS)))
-        if not tol >= 0:
-            raise CurvesError('the band for %s must be 0 or more, got %r' % (metric, tol))
-    require_columns(run, tolerances)
-    require_columns(ref, tolerances)
+    wrong = {m: t for m, t in tolerances.items() if m not in METRICS or not t >= 0}
+    if wrong:
+        raise CurvesError('cannot compare %r: metrics are %s, bands 0 or more'
+                          % (wrong, ', '.join(METRICS)))
+    for history in (run, ref):
+        require_columns(history, tolerances)
     shared = sorted(set(run.epochs) & set(ref.epochs))
     if not shared:
         raise CurvesError('%s (epochs %s) and %s (epochs %s) share no epoch' % (
@@ -203,7 +182,7 @@ def compare(run, ref, tolerances=None):
 
 
 def format_report(report, all_rows=False):
-    """What `compare` prints: the two runs, the per-epoch table, the verdict, run.json, hints."""
+    """What `compare` prints: the two runs, the per-epoch table, the verdict, run.json."""
     smallest = min([t for t in report.tolerances.values() if t > 0] or [1e-9])
     digits = int(min(10, max(4, math.ceil(-math.log10(smallest)) + 2)))
     shared, table = report.shared, report.table
@@ -248,58 +227,79 @@ def format_report(report, all_rows=False):
             lines.append('%s:     epoch %d, %s: run %.*f, reference %.*f, diff %+.*f, band %g'
                          % (title, epoch, m, digits, t[m + '_run'], digits, t[m + '_ref'],
                             digits, t[m + '_diff'], report.tolerances[m]))
-    differences = report.differences
-    if differences is None:
+    diffs = report.differences
+    if diffs is None:
         lines.append('run.json:  none beside %s, so versions and settings cannot be checked'
                      % (report.ref.path if report.run.run else report.run.path))
     else:
-        lines.append('run.json:  the two differ in %d setting(s):' % len(differences)
-                     if differences else 'run.json:  same settings, versions and machine type')
-        lines += ['             %s' % d for d in differences[:12]]
-        if len(differences) > 12:
-            lines.append('             ... and %d more' % (len(differences) - 12))
-    return '\n'.join(lines + ['next:'] + ['  - %s' % step for step in next_steps(report)])
+        lines.append('run.json:  the two differ in %d setting(s):' % len(diffs)
+                     if diffs else 'run.json:  same settings, versions and machine type')
+        lines += ['             %s' % d for d in diffs[:12] + (
+            ['... and %d more' % (len(diffs) - 12)] if len(diffs) > 12 else [])]
+    return '\n'.join(lines)
 
 
-def short(path):
-    """`path` relative to the working directory when it lies below it, else absolute."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith(os.pardir) else relative
+EXIT_CODES = """exit codes:
+  compare  0 inside the band at every shared epoch, 1 outside at one or more
+  claim    0 pass, 1 fail, 3 not enough epochs yet
+  all      2 bad usage or unusable input (missing file, missing column, empty file)"""
 
 
-def next_steps(report):
-    see = 'python -m tools.curves plot %s --reference %s -o compare.png' % (
-        short(report.run.rundir), short(report.ref.rundir))
-    steps = []
-    if report.ok:
-        if set(report.ref.epochs) - set(report.shared):
-            steps.append('finish the run (python allconvnet.py --resume DIR) to check the rest')
-        return steps + ['nothing to fix. To see both curves: %s' % see]
-    differ = {d.split('.')[0].split(':')[0] for d in report.differences or []}
-    if differ & {'versions', 'machine'}:
-        steps.append('pins or hardware differ: if that is intended and the departure '
-                     'acceptable, make a new reference from this run')
-    if differ & {'args', 'optimizer', 'seed', 'towers'}:
-        steps.append("the settings differ (see run.json): if that is the change under test, "
-                     "this is its effect; if not, rerun with the reference's flags (its argv)")
-    for history, which in ((report.run, 'the run'), (report.ref, 'the reference')):
-        run = history.run or {}
-        if run.get('seed') is None or not (run.get('args') or {}).get('deterministic'):
-            steps.append('%s was not made with --seed N --deterministic, so noise alone moves '
-                         'its curve: rerun both so, or widen the band (docs/curves.md)' % which)
-    if report.table.filter(like='_run').isnull().values.any():
-        steps.append('the run has NaN values: it diverged (see run.json "status")')
-    at = report.shared.index(report.first_out[0])
-    if at:
-        steps.append('the curves agree up to epoch %d: look at what changes after it (learning '
-                     'rate, divergence, data order)' % report.shared[at - 1])
-    else:
-        steps.append('it departs at the first compared epoch: suspect the set-up (data, '
-                     'initialisation, optimizer, learning rate, model), not slow drift')
-    return steps + ['see both: %s' % see]
+def build_parser():
+    p = Parser(prog='python -m tools.curves', description=__doc__, epilog=EXIT_CODES,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='command', metavar='{compare,plot,claim}', required=True)
+    c = sub.add_parser('compare', epilog=EXIT_CODES, formatter_class=p.formatter_class,
+                       help='per-epoch differences from a reference, against a tolerance band')
+    c.add_argument('run', metavar='RUN')
+    c.add_argument('reference', metavar='REFERENCE')
+    c.add_argument('--metrics', type=comma_list(METRICS + ('all',)), default=['val_acc'],
+                   metavar='LIST', help='comma-separated, from %s; all: those both files have '
+                                        '(default: val_acc)' % ', '.join(METRICS))
+    c.add_argument('--tol', type=non_negative_float, default=DEFAULT_TOL, metavar='BAND',
+                   help='absolute band of every metric without its own (default %(default)s)')
+    c.add_argument('--tol-metric', type=assignment(non_negative_float, METRICS), action='append',
+                   default=[], metavar='METRIC=BAND', help='also compare METRIC; repeatable')
+    c.add_argument('--all-rows', action='store_true', help='print every shared epoch (default: '
+                   'over %d, the first and last three and those outside the band)' % MAX_ROWS)
+    pl = sub.add_parser('plot', help='accuracy and loss against epoch, the reference beneath')
+    pl.add_argument('runs', nargs='+', metavar='RUN')
+    pl.add_argument('-o', '--out', default='curves.png', help='the image (.png, .svg, .pdf)')
+    pl.add_argument('--reference', metavar='REF')
+    pl.add_argument('--title', help='a title above both panels')
+    cl = sub.add_parser('claim', help="the blog's claim: val_acc above THRESHOLD by BY_EPOCH")
+    cl.add_argument('run', metavar='RUN')
+    cl.add_argument('--threshold', type=float, default=CLAIM_THRESHOLD, help='default %(default)s')
+    cl.add_argument('--by-epoch', type=int, default=CLAIM_EPOCH, help='default %(default)s')
+    return p
 
 
-# --- claim -----------------------------------------------------------------------------------
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == 'compare':
+            run, ref = load_history(args.run), load_history(args.reference)
+            metrics = ([m for m in METRICS if m in run.frame and m in ref.frame]
+                       if 'all' in args.metrics else args.metrics)
+            report = compare(run, ref, dict([(m, args.tol) for m in metrics] + args.tol_metric))
+            print(format_report(report, args.all_rows))
+            return report.exit_code
+        if args.command == 'plot':
+            runs = [load_history(r) for r in args.runs]
+            ref = load_history(args.reference) if args.reference else None
+            for history in runs + ([ref] if ref else []):
+                if not set(history.frame.columns) & {'acc', 'val_acc', 'loss', 'val_loss'}:
+                    require_columns(history, ['val_acc'])
+            print('wrote %s' % plot([(h.label, h.frame) for h in runs], args.out, title=args.title,
+                                    reference=(ref.label, ref.frame) if ref else None))
+            return 0
+        result = claim(args.run, args.threshold, args.by_epoch)
+        print(result.text)
+        return result.exit_code
+    except (CurvesError, OSError) as e:
+        sys.stderr.write('python -m tools.curves: error: %s\n' % e)
+        return USAGE
+
 
 Claim = collections.namedtuple('Claim', 'verdict exit_code text')
 
@@ -311,11 +311,9 @@ def best(val_acc):
 
 
 def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
-    """Check the blog's claim: val_acc above `threshold` at some epoch <= `by_epoch`.
-
-    'pass' as soon as one epoch up to `by_epoch` is strictly above; 'fail' when the history
-    reaches `by_epoch` without one; otherwise 'not enough epochs'.
-    """
+    """The blog's claim, val_acc above `threshold` by `by_epoch`: 'pass' when an epoch up to
+    `by_epoch` is strictly above, 'fail' when the history reaches it without one, else 'not
+    enough epochs'."""
     history = path if isinstance(path, History) else load_history(path)
     require_columns(history, ['val_acc'])
     val, last = history.frame['val_acc'], history.epochs[-1]
@@ -345,92 +343,12 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
             lines.append('        the run is still training: check again later')
         elif status:
             lines.append('        the run is %s: continue it with python allconvnet.py --resume %s'
-                         % (status, short(history.rundir)))
+                         % (status, os.path.dirname(history.path) or os.curdir))
     lines.append('best:   %s (history: epochs %s)' % (
         best(val) or 'none (val_acc is NaN throughout)', epoch_ranges(history.epochs)))
     lines += ['note:   %s' % n for n in history.notes]
     code = {'pass': INSIDE, 'fail': OUTSIDE}.get(verdict, NOT_ENOUGH)
     return Claim(verdict, code, '\n'.join(lines))
-
-
-# --- command line ----------------------------------------------------------------------------
-
-EPILOG = """\
-exit codes:
-  compare  0 inside the band at every shared epoch, 1 outside at one or more
-  claim    0 pass, 1 fail, 3 not enough epochs yet
-  all      2 bad usage or unusable input (missing file, missing column, empty file)
-
-examples:
-  python -m tools.curves compare logs/mine logs/reference/synthetic-tiny --metrics all --tol 1e-6
-  python -m tools.curves compare logs/mine REF --tol 0.03 --tol-metric loss=0.05
-  python -m tools.curves plot logs/a logs/b --reference REF -o curves.png
-  python -m tools.curves claim logs/mine
-"""
-
-
-def build_parser():
-    p = Parser(prog='python -m tools.curves', epilog=EPILOG,
-               formatter_class=argparse.RawDescriptionHelpFormatter,
-               description='Regression-test accuracy curves of allconvnet.py runs. RUN and REF '
-                           'are history.csv files or the run directories holding them.')
-    sub = p.add_subparsers(dest='command', metavar='{compare,plot,claim}', required=True)
-    c = sub.add_parser('compare', epilog=EPILOG, formatter_class=p.formatter_class,
-                       help='per-epoch differences from a reference, against a tolerance band')
-    c.add_argument('run', metavar='RUN')
-    c.add_argument('reference', metavar='REFERENCE')
-    c.add_argument('--metrics', type=comma_list(METRICS + ('all',)), default=['val_acc'],
-                   metavar='LIST', help='comma-separated, from %s; all: those both files have '
-                                        '(default: val_acc)' % ', '.join(METRICS))
-    c.add_argument('--tol', type=non_negative_float, default=DEFAULT_TOL, metavar='BAND',
-                   help='absolute band of every metric without its own (default %(default)s)')
-    c.add_argument('--tol-metric', type=assignment(non_negative_float, METRICS), action='append',
-                   default=[], metavar='METRIC=BAND',
-                   help='a band for one metric, which is then compared too; repeatable')
-    c.add_argument('--all-rows', action='store_true',
-                   help='print every shared epoch (default: up to %d, else the first and last '
-                        'three and those outside the band)' % MAX_ROWS)
-    pl = sub.add_parser('plot', help='accuracy and loss against epoch: solid validation, dashed '
-                                     'train, the reference grey beneath')
-    pl.add_argument('runs', nargs='+', metavar='RUN')
-    pl.add_argument('-o', '--out', default='curves.png',
-                    help='image to write; the extension picks the format (default %(default)s)')
-    pl.add_argument('--reference', metavar='REF')
-    pl.add_argument('--title', help='a title above both panels')
-    cl = sub.add_parser('claim', help="the blog's claim: val_acc above THRESHOLD (strictly) by "
-                                      'epoch BY_EPOCH')
-    cl.add_argument('run', metavar='RUN')
-    cl.add_argument('--threshold', type=float, default=CLAIM_THRESHOLD, help='default %(default)s')
-    cl.add_argument('--by-epoch', type=int, default=CLAIM_EPOCH, help='default %(default)s')
-    return p
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == 'compare':
-            run, ref = load_history(args.run), load_history(args.reference)
-            metrics = args.metrics
-            if 'all' in metrics:
-                metrics = [m for m in METRICS if m in run.frame.columns and m in ref.frame.columns]
-            report = compare(run, ref, dict([(m, args.tol) for m in metrics] + args.tol_metric))
-            print(format_report(report, args.all_rows))
-            return report.exit_code
-        if args.command == 'plot':
-            runs = [load_history(r) for r in args.runs]
-            ref = load_history(args.reference) if args.reference else None
-            for history in runs + ([ref] if ref else []):
-                if not set(history.frame.columns) & {'acc', 'val_acc', 'loss', 'val_loss'}:
-                    require_columns(history, ['val_acc'])
-            print('wrote %s' % plot([(h.label, h.frame) for h in runs], args.out, title=args.title,
-                                    reference=(ref.label, ref.frame) if ref else None))
-            return 0
-        result = claim(args.run, args.threshold, args.by_epoch)
-        print(result.text)
-        return result.exit_code
-    except (CurvesError, OSError) as e:
-        sys.stderr.write('python -m tools.curves: error: %s\n' % e)
-        return USAGE
 
 
 if __name__ == '__main__':
