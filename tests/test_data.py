@@ -9,11 +9,15 @@ from keras.datasets import cifar10
 from runkit import dataset
 
 
-@pytest.fixture
-def loaded(cifar_home, monkeypatch):
-    monkeypatch.setenv('HOME', cifar_home)
-    dataset.ensure()
-    return cifar10.load_data()
+@pytest.fixture(scope='module')
+def loaded(cifar_home):
+    home = os.environ.get('HOME')
+    os.environ['HOME'] = cifar_home
+    try:
+        dataset.ensure()
+        return cifar10.load_data()
+    finally:
+        os.environ['HOME'] = home
 
 
 def test_load_data_returns_nhwc_arrays_of_cifar_shape(loaded):

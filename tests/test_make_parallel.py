@@ -69,6 +69,17 @@ def test_training_step_through_towers_changes_shared_weights(cpu_session):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
+def test_batch_smaller_than_tower_count_trains(cpu_session):
+    # 3 images on 4 towers: the first three towers get empty slices, the last all 3.
+    model = allconvnet.build_model(RECIPES['blog'])
+    parallel = make_parallel(model, 4, device='/cpu:%d')
+    parallel.compile(loss='categorical_crossentropy', optimizer='sgd', metrics=['accuracy'])
+    rng = np.random.RandomState(1)
+    loss, _ = parallel.train_on_batch(rng.rand(3, 32, 32, 3).astype('float32'),
+                                      np.eye(10)[rng.randint(0, 10, 3)])
+    assert np.isfinite(loss)
+
+
 def test_ops_really_run_on_each_device(cpu_session):
     model = allconvnet.build_model(RECIPES['blog'])
     parallel = make_parallel(model, 4, device='/cpu:%d')

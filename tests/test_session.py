@@ -73,14 +73,32 @@ def test_deterministic_is_one_thread_in_the_caller_and_no_xla():
     assert proto.graph_options.optimizer_options.global_jit_level == 0
 
 
-def test_jit_on_trains_the_whole_model_and_is_recorded(cifar_home, tmp_path):
-    logdir = str(tmp_path / 'run')
-    proc = run_allconvnet(['--epochs', '1', '--train-limit', '32', '--test-limit', '32',
-                           '--jit', 'on', '--quiet', '--logdir', logdir], cifar_home)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    run = json.load(open(os.path.join(logdir, 'run.json')))
-    assert run['xla'] is True and run['args']['jit'] == 'on' and run['status'] == 'finished'
-    assert 'XLA on (--jit on)' in proc.stdout
+def test_setup_makes_the_session_run_json_records(capsys):
+    from types import SimpleNamespace
+    from keras import backend as K
+    args = SimpleNamespace(jit='on', deterministic=False, train_limit=32, gpus=0,
+                           towers_on_cpu=False, seed=None)
+    K.clear_session()
+    try:
+        placed = session.setup(args, {'epochs': 1})
+        config = K.get_session()._config
+    finally:
+        K.clear_session()
+    assert placed.xla is True and placed.towers == 1 and placed.build == session.tf_build()
+    assert config.graph_options.optimizer_options.global_jit_level == JIT
+    assert placed.threads == [config.intra_op_parallelism_threads,
+                              config.inter_op_parallelism_threads]
+    assert 'XLA on (--jit on)' in capsys.readouterr().out
+
+
+def test_the_onednn_build_never_compiles_with_xla():
+    from runkit import Refused
+    assert session.use_jit('auto', images=1000 * 50000, build='mkl') is False
+    with pytest.raises(Refused, match='--jit on'):
+        session.use_jit('on', images=1, build='mkl')
+    proto = session.config(build='mkl')
+    assert (proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads) == \
+        session.mkl_threads()
 
 
 def test_jit_rejects_other_values(capsys):
