@@ -9,15 +9,13 @@ The archive comes from LOCAL_DIR/cifar-10-python.tar.gz when the build context h
 page). runkit.dataset.ensure() does the rest, as on a container's first run: the MD5, the
 cache path, unpacking and a check of every batch, so that a bad archive fails the build.
 """
-from __future__ import print_function
-
 import os
 import pathlib
 import sys
 
-# runkit is copied next to this script: the same code that a first run downloads with.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runkit import dataset  # noqa: E402
+# runkit is copied next to this script, whose folder Python puts first on the path: the same
+# code that a first run downloads with.
+from runkit import dataset
 
 ARCHIVE_NAME = 'cifar-10-python.tar.gz'
 

@@ -111,7 +111,7 @@ def tiny_runs(cifar_home, mirror, tmp_path_factory):
             home, extra = str(tmp_path_factory.mktemp('fresh-home')), []
             env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
                    'ALLCONVNET_CIFAR10_MD5': mirror[1]}
-        proc = run_allconvnet(['--epochs', '2', '--train-limit', '200', '--test-limit', '64',
+        proc = run_allconvnet(['--epochs', '2', '--train-limit', '96', '--test-limit', '32',
                                '--seed', '3', '--quiet', '--logdir', logdir] + extra, home, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[kind] = (logdir, proc)

@@ -8,6 +8,7 @@ synthetic CIFAR-10 fixture for the bake tests. tools/rehearse_image.sh rehearses
 and a first run separately (network, minutes).
 """
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -19,8 +20,17 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'docker'))
-import image_requirements as ir  # noqa: E402
+
+
+def docker_module(name):
+    """A module of docker/, which is no package: the image copies its files one by one."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, 'docker', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ir = docker_module('image_requirements')
 
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
 NGC_DOCKERFILE = os.path.join(ROOT, 'docker', 'ngc.Dockerfile')
@@ -679,8 +689,7 @@ def test_bake_script_lays_out_the_cache_as_keras_reads_it(cifar_home, tmp_path, 
     # the real one's layout; only its MD5 differs, given the way a mirror's would be.
     import hashlib
     import shutil
-    sys.path.insert(0, os.path.join(ROOT, 'docker'))
-    import bake_cifar10
+    bake_cifar10 = docker_module('bake_cifar10')
     from runkit import dataset
     archive = os.path.join(cifar_home, '.keras', 'datasets', 'cifar-10-batches-py.tar.gz')
     context = tmp_path / 'context'
@@ -701,8 +710,7 @@ def test_bake_script_lays_out_the_cache_as_keras_reads_it(cifar_home, tmp_path, 
 
 
 def test_bake_script_downloads_from_the_build_argument(mirror, tmp_path, monkeypatch):
-    sys.path.insert(0, os.path.join(ROOT, 'docker'))
-    import bake_cifar10
+    bake_cifar10 = docker_module('bake_cifar10')
     from runkit import dataset
     url, md5 = mirror
     monkeypatch.setenv(dataset.MD5_VARIABLE, md5)

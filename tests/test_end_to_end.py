@@ -43,7 +43,7 @@ def test_run_json_records_what_really_ran(finished_run):
     assert run['started'] <= run['ended']
     assert 'git_commit' in run
     assert run['towers'] == (2 if kind == 'two-towers' else 1)
-    # Two epochs of 200 images: far below --jit auto's threshold (runkit/session.py).
+    # Two epochs of 96 images: far below --jit auto's threshold (runkit/session.py).
     assert run['xla'] is False and run['args']['jit'] == 'auto' and run['threads'] == [0, 0]
     if kind == 'two-towers':
         assert run['devices'] == ['/cpu:0', '/cpu:1']
@@ -73,7 +73,7 @@ def test_first_run_downloads_then_trains(finished_run, mirror):
 
 def test_prints_the_blog_progress_lines(finished_run):
     _, proc, _ = finished_run
-    assert 'X_train shape: (200, 32, 32, 3)' in proc.stdout
+    assert 'X_train shape: (96, 32, 32, 3)' in proc.stdout
     assert 'Total params: 1,369,738' in proc.stdout
     assert 'remaining 1 epochs will take about' in proc.stdout
     assert 'XLA on' not in proc.stdout
