@@ -22,11 +22,32 @@ def cifar_home(tmp_path_factory):
 
 def run_allconvnet(args, home, timeout=600, env=None):
     """Run the real program in a subprocess with HOME=home; return CompletedProcess."""
-    full_env = dict(os.environ, HOME=home, PYTHONUNBUFFERED='1')
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'allconvnet.py')] + list(args),
-                          cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    return run_side_by_side([(args, home, env)], timeout)[0]
+
+
+def run_side_by_side(jobs, timeout=600):
+    """[CompletedProcess] of allconvnet.py runs started together, one per (args, home, env):
+    short runs spend most of their time in one thread building graphs, so two share the
+    machine's cores well."""
+    import tempfile
+    started = []
+    for args, home, env in jobs:
+        full_env = dict(os.environ, HOME=home, PYTHONUNBUFFERED='1', **(env or {}))
+        out, err = tempfile.TemporaryFile('w+'), tempfile.TemporaryFile('w+')
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'allconvnet.py')] +
+                                list(args), cwd=ROOT, env=full_env, stdout=out, stderr=err,
+                                universal_newlines=True)
+        started.append((proc, out, err))
+    done = []
+    for proc, out, err in started:
+        proc.wait(timeout=timeout)
+        out.seek(0)
+        err.seek(0)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out.read(),
+                                                err.read()))
+        out.close()
+        err.close()
+    return done
 
 
 @pytest.fixture
@@ -103,16 +124,18 @@ def tiny_runs(cifar_home, mirror, tmp_path_factory):
     """{'single': (logdir, proc), 'two-towers': (logdir, proc)}: two finished 2-epoch runs, shared
     by the tests that only read what a run leaves. The single one is a first run on a fresh
     machine: an empty HOME, CIFAR-10 from the loopback mirror."""
-    runs = {}
+    jobs, logdirs = [], {}
     for kind in ('single', 'two-towers'):
-        logdir = str(tmp_path_factory.mktemp('run') / kind)
+        logdirs[kind] = str(tmp_path_factory.mktemp('run') / kind)
         home, extra, env = cifar_home, ['--towers-on-cpu', '--gpus', '2'], None
         if kind == 'single':
             home, extra = str(tmp_path_factory.mktemp('fresh-home')), []
             env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
                    'ALLCONVNET_CIFAR10_MD5': mirror[1]}
-        proc = run_allconvnet(['--epochs', '2', '--train-limit', '96', '--test-limit', '32',
-                               '--seed', '3', '--quiet', '--logdir', logdir] + extra, home, env=env)
+        jobs.append((['--epochs', '2', '--train-limit', '96', '--test-limit', '32', '--seed',
+                      '3', '--quiet', '--logdir', logdirs[kind]] + extra, home, env))
+    runs = {}
+    for kind, proc in zip(('single', 'two-towers'), run_side_by_side(jobs)):
         assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[kind] = (logdir, proc)
+        runs[kind] = (logdirs[kind], proc)
     return runs

@@ -20,7 +20,7 @@ def predict_both(towers, n, seed=0):
 
 
 @pytest.mark.parametrize('towers', [2, 3, 4])
-@pytest.mark.parametrize('n', [1, 2, 3, 7, 31, 32])
+@pytest.mark.parametrize('n', [1, 3, 7, 32])  # fewer rows than towers, uneven, the blog's
 def test_parallel_predictions_equal_single_model(cpu_session, towers, n):
     single, parallel = predict_both(towers, n)
     assert parallel.shape == (n, 10)

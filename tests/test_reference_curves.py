@@ -5,13 +5,17 @@
 (b) A deliberate regression, the learning rate changed from 0.01 to 0.05 with --lr, must fail
     that same comparison (exit 1).
 
-About 20 s for the synthetic data (conftest's session fixture cifar_home), then a 3-epoch and
-a 1-epoch run.
+About 6 s for the synthetic data (conftest's session fixture cifar_home), then a 3-epoch and
+a 1-epoch run side by side.
 """
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+
+from conftest import run_side_by_side
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(REPO, 'logs', 'reference', 'synthetic-tiny')
@@ -25,34 +29,36 @@ def reference_argv(logdir):
     return argv
 
 
-def train(home, argv):
-    proc = subprocess.run([sys.executable, 'allconvnet.py'] + argv, cwd=REPO,
-                          env=dict(os.environ, HOME=home), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-
-
 def compare(run):
     return subprocess.run([sys.executable, '-m', 'tools.curves', 'compare', run,
                            REFERENCE] + TIGHT, cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
 
 
-def test_rerun_matches_the_reference(cifar_home, tmp_path):
-    logdir = str(tmp_path / 'rerun')
-    train(cifar_home, reference_argv(logdir))
-    result = compare(logdir)
+@pytest.fixture(scope='module')
+def runs(cifar_home, tmp_path_factory):
+    """The reference's own command rerun, and the same with the learning rate changed from 0.01
+    to 0.05 (one epoch is enough to leave the band; compare judges the epochs both have),
+    trained side by side: each runs in one thread (--deterministic)."""
+    root = tmp_path_factory.mktemp('reference')
+    rerun, changed = str(root / 'rerun'), str(root / 'lr-changed')
+    jobs = [(reference_argv(rerun), cifar_home, None),
+            (reference_argv(changed) + ['--lr', '0.05', '--epochs', '1'], cifar_home, None)]
+    for proc in run_side_by_side(jobs):
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return rerun, changed
+
+
+def test_rerun_matches_the_reference(runs):
+    result = compare(runs[0])
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'INSIDE the band at all 3 compared epochs' in result.stdout
 
 
-def test_changed_learning_rate_fails_the_comparison(cifar_home, tmp_path):
-    logdir = str(tmp_path / 'lr-changed')
-    # One epoch is enough to leave the band; compare judges the epochs both runs have.
-    train(cifar_home, reference_argv(logdir) + ['--lr', '0.05', '--epochs', '1'])
-    with open(os.path.join(logdir, 'run.json')) as f:
+def test_changed_learning_rate_fails_the_comparison(runs):
+    with open(os.path.join(runs[1], 'run.json')) as f:
         assert abs(json.load(f)['optimizer']['config']['lr'] - 0.05) < 1e-6  # the change took
-    result = compare(logdir)
+    result = compare(runs[1])
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'OUTSIDE the band' in result.stdout
     assert 'first:     epoch 1' in result.stdout
