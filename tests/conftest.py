@@ -67,18 +67,20 @@ def mirror(cifar_home):
     """A CIFAR-10 mirror on 127.0.0.1 serving the synthetic archive; yields (base URL, MD5).
 
     Paths: /cifar-10-python.tar.gz (the archive), /corrupt.tar.gz (one byte flipped),
-    /short.tar.gz (the full Content-Length, a tenth of the body, then the connection closes);
-    anything else is a 404.
+    /short.tar.gz (the full Content-Length, a tenth of the body, then the connection closes),
+    /slow.tar.gz (1 MiB a tenth of a second, for interrupting); anything else is a 404.
     """
     import hashlib
     import http.server
     import threading
+    import time
     archive = os.path.join(cifar_home, '.keras', 'datasets', 'cifar-10-batches-py.tar.gz')
     size = os.path.getsize(archive)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            if self.path not in ('/cifar-10-python.tar.gz', '/corrupt.tar.gz', '/short.tar.gz'):
+            if self.path not in ('/cifar-10-python.tar.gz', '/corrupt.tar.gz', '/short.tar.gz',
+                                 '/slow.tar.gz'):
                 self.send_error(404)
                 return
             self.send_response(200)
@@ -91,8 +93,13 @@ def mirror(cifar_home):
                         block = bytes([block[0] ^ 0xff]) + block[1:]
                     if self.path == '/short.tar.gz' and sent >= size // 10:
                         break
-                    self.wfile.write(block)
+                    try:
+                        self.wfile.write(block)
+                    except OSError:  # the client hung up (the interrupted download)
+                        return
                     sent += len(block)
+                    if self.path == '/slow.tar.gz':
+                        time.sleep(0.1)
             self.close_connection = True
 
         def log_message(self, *args):

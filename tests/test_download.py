@@ -107,3 +107,24 @@ def test_command_line_takes_mirror_and_checksum_from_the_environment(empty_home,
     assert dataset.main() == 0
     assert 'CIFAR-10 is ready in %s' % (empty_home / '.keras' / 'datasets') in \
         capsys.readouterr().out
+
+
+def test_ctrl_c_during_the_download_keeps_nothing(empty_home, mirror):
+    import signal
+    import time
+    env = dict(os.environ, HOME=str(empty_home), PYTHONUNBUFFERED='1',
+               **{dataset.URL_VARIABLE: mirror[0] + '/slow.tar.gz'})
+    proc = subprocess.Popen([sys.executable, '-m', 'runkit.dataset'], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    datadir = empty_home / '.keras' / 'datasets'
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(
+            n.endswith('.part') and os.path.getsize(str(datadir / n)) > 0
+            for n in (os.listdir(str(datadir)) if datadir.exists() else [])):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and 'Traceback' not in err
+    assert err.strip().splitlines()[-1].endswith('interrupted; nothing was kept')
+    assert left_behind(empty_home) == []

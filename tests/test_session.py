@@ -1,5 +1,4 @@
 """runkit/session.py: the session allconvnet.py trains in, and XLA really clustering (or not)."""
-import json
 import os
 import subprocess
 import sys
@@ -7,7 +6,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT, run_allconvnet
+from conftest import ROOT
 from runkit import session
 
 JIT = tf.OptimizerOptions.ON_1
