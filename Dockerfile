@@ -1,11 +1,12 @@
-# The image behind `docker run --gpus all allconvnet`: the tutorial (allconvnet.py) with Keras
-# 1.2.2 and tensorflow-gpu 1.15.5 on CUDA 10.0 + cuDNN 7, Python 3.7, training with
-# make_parallel on every GPU the container sees. docs/docker.md explains building, running,
-# the volumes, the other bases, the image for Ampere and Hopper (docker/ngc.Dockerfile) and
-# what was verified.
+# The image behind `docker run --gpus all allconvnet` for GPUs up to Volta and Turing (compute
+# capability 3.5 to 7.5): the tutorial (allconvnet.py) with Keras 1.2.2 and tensorflow-gpu
+# 1.15.5 on CUDA 10.0 + cuDNN 7, Python 3.7, training with make_parallel on every GPU the
+# container sees. On Ampere, Ada and Hopper (8.0 and newer), which this build has no kernels
+# for, allconvnet.py refuses at start-up: build docker/ngc.Dockerfile instead. docs/docker.md
+# explains building, running, the volumes, the other bases and what was verified.
 #
 #   docker build -t allconvnet .
-#   docker run --rm --gpus all -v "$PWD/logs:/app/logs" -v allconvnet-data:/home/allconv/.keras/datasets allconvnet
+#   docker run --rm --gpus all -v "$PWD/logs:/app/logs" -v allconvnet-data:/home/allconv/.keras/datasets -v allconvnet-cuda-cache:/home/allconv/.nv/ComputeCache allconvnet
 
 # TF 1.15 loads CUDA 10.0 and cuDNN 7 at run time, so the base must carry them. NVIDIA deleted its
 # nvidia/cuda 10.x tags from Docker Hub in 2023; the TensorFlow project's own 1.15.5 GPU image
@@ -60,6 +61,8 @@ RUN apt-get update \
     && echo /usr/local/nvidia/lib64 >> /etc/ld.so.conf.d/nvidia.conf \
     && rm -rf /var/lib/apt/lists/*
 # NVIDIA's values: the container toolkit reads NVIDIA_*; the driver mounts into /usr/local/nvidia.
+# NVIDIA_REQUIRE_CUDA admits a driver of 410.48 or newer, or on a Tesla GPU an R384 one through
+# cuda-compat-10-0's forward compatibility (docs/docker.md, "Host requirements").
 ENV CUDA_VERSION=10.0.130 \
     CUDNN_VERSION=7.6.5.32 \
     PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:${PATH} \
@@ -79,11 +82,15 @@ ARG DISTUTILS_VERSION=3.6.9-1~18.04
 ARG UBUNTU_MIRROR=
 ARG DEBIAN_FRONTEND=noninteractive
 
-# Every base lists NVIDIA's apt repositories, and the tensorflow image's keys predate NVIDIA's
-# 2022 key rotation (NO_PUBKEY A4B469963BF863CC; adding cuda-keyring alone then fails on the
-# machine-learning repository, NO_PUBKEY F60F4B3D7FA2AF80): apt-get update fails unless they
-# go. The CUDA libraries are already installed, so nothing is lost. python3-distutils carries
-# distutils for 3.7 too on bionic (there is no python3.7-distutils); pip and venv need it.
+# Every base lists NVIDIA's apt repositories. The tensorflow image's cuda.list predates NVIDIA's
+# April 2022 key rotation, so apt-get update fails with NO_PUBKEY A4B469963BF863CC
+# (tensorflow/tensorflow#56085), and the published repairs fail too: deleting the old key
+# 7fa2af80 leaves nvidia-ml.list's repository, still signed with it, failing with NO_PUBKEY
+# F60F4B3D7FA2AF80, and installing cuda-keyring beside the old cuda.list fails with
+# "Conflicting values set for option Signed-By" (NVIDIA/cuda-repo-management#4,
+# NVIDIA/nvidia-docker#1631). The lists go: the CUDA libraries are already installed and
+# nothing else comes from NVIDIA. python3-distutils carries distutils for 3.7 too on bionic
+# (there is no python3.7-distutils); pip and venv need it.
 RUN rm -f /etc/apt/sources.list.d/cuda*.list /etc/apt/sources.list.d/nvidia-ml*.list \
     && if [ -n "$UBUNTU_MIRROR" ]; then \
            sed -i -E "s#https?://(archive|security)\.ubuntu\.com/ubuntu/?#${UBUNTU_MIRROR}#" /etc/apt/sources.list; \
@@ -125,9 +132,11 @@ RUN groupadd --gid "${USER_GID}" allconv \
     && chmod 1777 /home/allconv/.keras /home/allconv/.keras/datasets \
         /home/allconv/.nv /home/allconv/.nv/ComputeCache /app/logs
 # HOME fixed, so that the cache paths hold under `docker run --user` as well.
-# CUDA_CACHE_*: the wheels carry PTX up to compute capability 7.0 only, so on Ampere and Hopper
-# the driver JIT-compiles every kernel at first start (30 minutes or more). Mount a volume at
-# CUDA_CACHE_PATH to keep the result; 4 GiB is the driver's maximum (default 256 MiB-1 GiB).
+# CUDA_CACHE_*: the wheel's kernels are SASS for compute capability 3.5, 3.7, 5.2, 6.0, 6.1 and
+# 7.0 (7.5 runs 7.0's), so on a GPU without them (Maxwell 5.0; 8.0 and newer, refused unless
+# ALLCONVNET_ALLOW_NEWER_GPU is set) the driver JIT-compiles its PTX at first start, 30 minutes
+# or more. Mount a volume at CUDA_CACHE_PATH to keep the result; 4 GiB is the driver's maximum
+# (default 256 MiB-1 GiB).
 # NVIDIA_DRIVER_CAPABILITIES whatever the base says: older container toolkits default to
 # `utility` alone, without which TensorFlow finds no CUDA driver.
 ENV HOME=/home/allconv \
@@ -146,9 +155,9 @@ ARG BAKE_CIFAR10=0
 # Empty: runkit.dataset's own default, the CIFAR-10 page. Unused when docker/cifar10/ holds the
 # archive.
 ARG CIFAR10_URL=
-# Only the dataset module, which a first run uses too: a change elsewhere in runkit/ must not
-# re-download the archive.
-COPY runkit/__init__.py runkit/dataset.py /tmp/bake/runkit/
+# Only the dataset module, which a first run uses too, and the runkit modules it imports: a
+# change elsewhere in runkit/ must not re-download the archive.
+COPY runkit/__init__.py runkit/dataset.py runkit/errors.py /tmp/bake/runkit/
 COPY docker/bake_cifar10.py /tmp/bake/
 COPY docker/cifar10/ /tmp/bake/context/
 USER ${USER_UID}:${USER_GID}
@@ -170,10 +179,16 @@ COPY --from=cifar10 --chown=allconv:allconv /home/allconv/.keras/datasets/ /home
 WORKDIR /app
 COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
-# tools/curves.py compares a run with a reference curve; tools/bench.py measures a GPU box.
-COPY tools/__init__.py tools/curves.py tools/bench.py tools/
-# No git in the image: run.json's git_commit comes from here (runkit/records.py).
-ENV ALLCONVNET_GIT_COMMIT=${VCS_REF}
+# tools/curves.py compares a run with a reference curve; tools/bench.py measures a GPU box;
+# tools/selfcheck.py trains the reference configuration and judges it against the set below.
+COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
+# The self-check's reference set (.dockerignore sends its CSV, JSON, text and README only),
+# outside /app/logs: a bind mount on that VOLUME would hide whatever the image put there.
+COPY logs/reference/upstream-10k/ reference/upstream-10k/
+# No git in the image: run.json's git_commit comes from here (runkit/records.py). The
+# self-check reads its default reference set from ALLCONVNET_REFERENCE_SET.
+ENV ALLCONVNET_GIT_COMMIT=${VCS_REF} \
+    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k
 
 USER ${USER_UID}:${USER_GID}
 # logs/<UTC timestamp>, allconvnet.py's default --logdir, resolves to /app/logs/... here. The

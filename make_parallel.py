@@ -10,8 +10,6 @@ follow later practice, each marked where it happens:
     naming both numbers (again after `multi_gpu_model`);
   * `gpu_count == 1` returns the model unchanged, because Keras 1.2.2's
     `merge` refuses a single input.
-`device` is a template for the tower devices; tests set it to '/cpu:%d' on a
-session made with `tf.ConfigProto(device_count={'CPU': N})`.
 """
 import tensorflow as tf
 from keras import backend as K
@@ -35,7 +33,6 @@ def get_slice(data, idx, parts):
     # with "Expected int32, got list containing Tensors" (keras-extras issue #8). [TF 1.15 API;
     # keras-extras 23fb548]
     size = tf.concat([shape[:1] // parts, shape[1:]], axis=0)
-    # blog: the same TF 1.x argument order. [TF 1.15 API]
     stride = tf.concat([shape[:1] // parts, shape[1:] * 0], axis=0)
     start = stride * idx
     # blog: the last tower also takes the batch's remainder, which keras-extras dropped.
@@ -45,8 +42,23 @@ def get_slice(data, idx, parts):
     return tf.slice(data, start, size)
 
 
+# blog: a tower whose slice is empty (a batch smaller than the tower count) runs on one row of
+# zeros, whose output is cut away again: the oneDNN build's convolutions fail on an empty
+# batch. [repo]
+def at_least_one_row(piece):
+    missing = 1 - tf.minimum(tf.shape(piece)[0], 1)
+    rest = tf.zeros([tf.rank(piece) - 1, 2], tf.int32)
+    return tf.pad(piece, tf.concat([tf.reshape(tf.stack([0, missing]), [1, 2]), rest], axis=0))
+
+
+# blog: the first rows of a tower's output, as many as its slice had. [repo]
+def rows_of(tensors):
+    output, piece = tensors
+    return output[:tf.shape(piece)[0]]
+
+
 # blog: `device` ('/gpu:%d', the post's placement, by default) lets tests and --towers-on-cpu
-# put the towers on virtual CPU devices. [repo]
+# put the towers on a session's virtual CPU devices ('/cpu:%d'). [repo]
 def make_parallel(model, gpu_count, device='/gpu:%d'):
     """One copy of `model` per device, each fed a slice of the batch; outputs joined on /cpu:0."""
     # blog: one device returns the model itself (Keras 1.2.2's merge refuses one input), and
@@ -63,12 +75,13 @@ def make_parallel(model, gpu_count, device='/gpu:%d'):
 
     outputs_all = []
     for i in range(len(model.outputs)):
-        # blog: the three lines the published listing lost, from keras-extras. [keras-extras 23fb548]
+        # blog: one list of tower outputs per model output: the first of three lines the
+        # published listing lost. [keras-extras 23fb548]
         outputs_all.append([])
 
     # Place a copy of the model on each GPU, each getting a slice of the batch
     for i in range(gpu_count):
-        # blog: the `device` template, '/gpu:%d' unless the towers are virtual CPUs. [repo]
+        # blog: the towers on make_parallel's `device` template. [repo]
         with tf.device(device % i):
             with tf.name_scope('tower_%d' % i) as scope:
                 inputs = []
@@ -77,14 +90,22 @@ def make_parallel(model, gpu_count, device='/gpu:%d'):
                     input_shape = tuple(x.get_shape().as_list())[1:]
                     slice_n = Lambda(get_slice, output_shape=input_shape,
                                      arguments={'idx': i, 'parts': gpu_count})(x)
-                    # blog: a line the published listing lost. [keras-extras 23fb548]
+                    # blog: the slice is the tower's input: the second line the listing lost.
+                    # [keras-extras 23fb548]
                     inputs.append(slice_n)
+                # blog: an empty slice runs as one row of zeros (at_least_one_row). [repo]
+                slices, inputs = inputs, [Lambda(at_least_one_row, output_shape=input_shape)(s)
+                                          for s in inputs]
                 outputs = model(inputs)
                 if not isinstance(outputs, list):
                     outputs = [outputs]
+                # blog: and that row's output is cut away again. [repo]
+                outputs = [Lambda(rows_of, output_shape=tuple(o.get_shape().as_list())[1:])(
+                    [o, slices[0]]) for o in outputs]
                 # Save all the outputs for merging back together later
                 for l in range(len(outputs)):
-                    # blog: a line the published listing lost. [keras-extras 23fb548]
+                    # blog: the tower's outputs kept for the merge: the third line the listing
+                    # lost. [keras-extras 23fb548]
                     outputs_all[l].append(outputs[l])
 
     # merge outputs on CPU
@@ -95,7 +116,5 @@ def make_parallel(model, gpu_count, device='/gpu:%d'):
         # blog: the callbacks (the checkpoint) see the single-device template, whose weights
         # load without the Lambda wrapper. [Keras 2.1.0 multi_gpu_model]
         parallel = Model(input=model.inputs, output=merged)
-        # blog: the callbacks (the checkpoint) see the single-device template, whose weights
-        # load without the Lambda wrapper. [Keras 2.1.0 multi_gpu_model]
         parallel.callback_model = model
         return parallel

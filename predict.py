@@ -126,11 +126,31 @@ def load_checkpoint(path):
     return model
 
 
+class UnsupportedImage(Exception):
+    """An image whose pixel values cannot be read as 8 bits without guessing their range."""
+
+
+def to_8_bits(img, fmt):
+    """`img` as 8-bit RGB. Pillow's convert('RGB') clips 16-bit greyscale to 255 rather than
+    scaling it, so those are scaled from 0-65535; images of 32-bit integers or floats carry
+    no range to scale from and are refused."""
+    if img.mode.startswith('I;16') or (img.mode == 'I' and fmt == 'PNG'):
+        # PNG's 16-bit greyscale opens as 'I'; TIFF's as 'I;16'.
+        grey = np.asarray(img, dtype=np.float64) * (255. / 65535.)
+        img = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8), 'L')
+    elif img.mode in ('I', 'F') or img.mode.startswith('I;32') or img.mode.startswith('F;'):
+        raise UnsupportedImage('holds %s pixels (Pillow mode %s), whose range is unknown; save '
+                               'it as an 8- or 16-bit image' % (
+                                   'floating-point' if img.mode.startswith('F') else
+                                   '32-bit integer', img.mode))
+    return img.convert('RGB')
+
+
 def read_image(path):
     """uint8 (32, 32, 3): the image at `path` as the model sees it before preprocessing."""
     with Image.open(path) as img:
         # A phone photo stores "rotate me" in EXIF; the pixels alone are sideways.
-        img = ImageOps.exif_transpose(img).convert('RGB')
+        img = to_8_bits(ImageOps.exif_transpose(img), img.format)
     # Bilinear (with Pillow's support scaled to the reduction, so downscaling averages rather
     # than skips pixels); a 32x32 image is returned unchanged.
     img = img.resize((COLS, ROWS), Image.BILINEAR)
@@ -151,6 +171,9 @@ def read_images(paths):
             continue
         except Image.UnidentifiedImageError:
             failed.append((path, 'not an image Pillow can read'))
+            continue
+        except UnsupportedImage as e:
+            failed.append((path, str(e)))
             continue
         except Exception as e:  # truncated or corrupt files fail while decoding, in many ways
             failed.append((path, 'cannot read the image: %s'

@@ -1,13 +1,14 @@
 # UNVERIFIED: never built or run by this project (no Docker engine, no GPU where it was written).
 #
-# The image for Ampere and Hopper GPUs (compute capability 8.0 and up): the tutorial on NVIDIA's
-# maintained TensorFlow 1 container, TensorFlow 1.15.5 built for CUDA 12.1 with kernels for
-# those GPUs, Python 3.8. The main Dockerfile's tensorflow-gpu wheel has kernels only up to
-# compute capability 7.0. Same user, paths, volumes and arguments as the main image
-# (docs/docker.md, "Ampere and Hopper").
+# The image for Ampere, Ada and Hopper GPUs (compute capability 8.0 and up): the tutorial on
+# NVIDIA's maintained TensorFlow 1 container, TensorFlow 1.15.5 built for CUDA 12.1 with kernels
+# for those GPUs, Python 3.8. The main Dockerfile's tensorflow-gpu wheel has kernels only up to
+# compute capability 7.0, and allconvnet.py refuses newer GPUs there. Same user, paths, volumes
+# and arguments as the main image (docs/docker.md, "Ampere and Hopper"); no JIT-cache volume
+# is needed, the build has these GPUs' kernels.
 #
-#   docker build -f docker/ngc.Dockerfile -t allconvnet:ngc .
-#   docker run --rm --gpus all -v "$PWD/logs:/app/logs" -v allconvnet-data:/home/allconv/.keras/datasets allconvnet:ngc
+#   docker build -f docker/ngc.Dockerfile -t allconvnet .
+#   docker run --rm --gpus all -v "$PWD/logs:/app/logs" -v allconvnet-data:/home/allconv/.keras/datasets allconvnet
 
 # NVIDIA's last TF1 release ("After the current 23.03 release, TF1 will no longer release
 # monthly"): Ubuntu 20.04, CUDA 12.1, cuDNN 8.8, NVIDIA driver 530 or newer.
@@ -59,8 +60,11 @@ RUN python /tmp/install/image_requirements.py ngc /tmp/install/requirements.txt 
 WORKDIR /app
 COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
-COPY tools/__init__.py tools/curves.py tools/bench.py tools/
-ENV ALLCONVNET_GIT_COMMIT=${VCS_REF}
+COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
+# Outside the /app/logs VOLUME, as in the main image.
+COPY logs/reference/upstream-10k/ reference/upstream-10k/
+ENV ALLCONVNET_GIT_COMMIT=${VCS_REF} \
+    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k
 
 USER ${USER_UID}:${USER_GID}
 VOLUME ["/app/logs"]

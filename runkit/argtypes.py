@@ -3,6 +3,7 @@
 Kept free of Keras and TensorFlow imports, so that a usage error is instant and quiet.
 """
 import argparse
+import math
 import sys
 
 
@@ -29,9 +30,23 @@ def _float(text, ok, rule):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not ok(value):
-        raise argparse.ArgumentTypeError('must be %s, got %s' % (rule, text))
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError('must be a finite number %s, got %s' % (rule, text))
     return value
+
+
+def seed(text):
+    """A seed numpy accepts: 0 to 2**32 - 1."""
+    value = positive_int(text) if text.strip() != '0' else 0
+    if value > 2 ** 32 - 1:
+        raise argparse.ArgumentTypeError('must be at most 4294967295 (2**32 - 1), got %d' % value)
+    return value
+
+
+def folder(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError('needs a folder, not an empty string')
+    return text
 
 
 def positive_float(text):

@@ -1,5 +1,5 @@
-"""The Keras callbacks of a run: the listing's checkpoint, written whole, and what makes each
-epoch durable around it (history.csv, state.h5, run.json), the paper's lr steps and the guards.
+"""The Keras callbacks a run adds to the listing's checkpoint: the progress bar, history.csv,
+the checkpoint written whole. allconvnet.py's main() lists them in the order they run.
 """
 import os
 import sys
@@ -7,43 +7,66 @@ import time
 
 import pandas
 from keras import backend as K
-from keras.callbacks import Callback, ModelCheckpoint
+from keras.callbacks import Callback, ModelCheckpoint, ProgbarLogger
+from keras.models import Sequential
 
-from runkit.guards import EpochEndHoldsSignals, NaNGuard, raise_on_signals
-from runkit.recipes import StepSchedule
-from runkit.records import HISTORY_COLUMNS, update_run
-from runkit.resume import SaveState
+from runkit.files import save_model
+from runkit.records import HISTORY_COLUMNS
 
 
-def around(callbacks_list, run, template, optimizer):
-    """The listing's callbacks with what makes a run durable: history.csv, then the listing's
-    checkpoint, then state.h5 and run.json, saved together at each epoch's end; the paper's lr
-    steps; the NaN guard. From here on SIGINT and SIGTERM stop the run cleanly."""
-    logdir, recipe = run['logdir'], run['recipe']
-    epoch_end = [HistoryCSV(os.path.join(logdir, 'history.csv'), optimizer, recipe['epochs'])]
-    epoch_end += callbacks_list
-    epoch_end.append(SaveState(template, optimizer, os.path.join(logdir, 'state.h5'),
-                               lambda epoch: update_run(run, last_epoch=epoch)))
-    callbacks = [EpochEndHoldsSignals(epoch_end), NaNGuard()]
-    if recipe['lr_schedule']:  # set before each epoch, also after --resume
-        callbacks.insert(0, StepSchedule(optimizer, recipe['optimizer']['lr'],
-                                         recipe['lr_schedule']))
-    raise_on_signals()
-    return callbacks
+class Progress(ProgbarLogger):
+    """Keras' progress bar, on where the listing passes verbose=0 unless --quiet, with a bar
+    for validation too. Keras 1.2.2's own leaves the bar one batch short while validation
+    runs silently (a minute on a CPU) and draws last, after the other callbacks' lines."""
+
+    def __init__(self, model, quiet):
+        super().__init__()
+        # fit_generator runs on a Sequential's inner model, and validates through it.
+        self.compiled = model.model if isinstance(model, Sequential) else model
+        self.quiet = quiet
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.verbose = 0 if self.quiet else 1
+        if self.quiet:
+            return
+        evaluate = self.compiled.evaluate
+
+        def evaluate_with_bar(x, *args, **kwargs):
+            print('Validating on %d images' % len(x[0] if isinstance(x, list) else x))
+            kwargs['verbose'] = 1
+            return evaluate(x, *args, **kwargs)
+        self.compiled.evaluate = evaluate_with_bar
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.verbose and self.seen >= self.params['nb_sample']:
+            self.progbar.update(self.seen, self.log_values, force=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.verbose:
+            print('Epoch %d/%d: %s' % (epoch + 1, self.nb_epoch, ' - '.join(
+                '%s %.4f' % (k, logs[k]) for k in self.params['metrics'] if k in logs)))
+            sys.stdout.flush()
+
+    def on_train_end(self, logs=None):
+        self.compiled.__dict__.pop('evaluate', None)
 
 
 class HistoryCSV(Callback):
-    """One row per finished epoch in history.csv, flushed to disk before the next epoch starts.
+    """One row per finished epoch in history.csv, fsynced before the next epoch starts.
 
-    The post's code block for its history log is missing from the post as archived; the
-    upstream repository wrote `pandas.DataFrame(history_callback.history).to_csv(...)` once,
-    after the last epoch, so a crash lost all of it (allconvnet.py still writes that dump, as
-    history_callback.csv). `epoch` counts finished epochs from 1.
+    Not Keras 1.2.2's CSVLogger(append=True): it counts epochs from 0, takes its columns from
+    the first epoch it sees, and writes a row in pieces without fsync, so a crash can leave
+    half a row. The post's code block for its history log is missing from the post as
+    archived; the upstream repository wrote the whole history once, after the last epoch
+    (allconvnet.py still does, as history_callback.csv). `epoch` counts from 1.
     """
 
-    def __init__(self, path, optimizer, nb_epoch):
+    def __init__(self, logdir, optimizer, nb_epoch):
         super().__init__()
-        self.path = path
+        self.path = os.path.join(logdir, 'history.csv')
         self.optimizer = optimizer
         self.nb_epoch = nb_epoch
         self.estimated = False
@@ -80,22 +103,40 @@ class HistoryCSV(Callback):
             sys.stdout.flush()
 
 
+class _SavesWhole:
+    """The model ModelCheckpoint saves, with a save() that writes the file whole."""
+
+    def __init__(self, model):
+        self.__dict__['_model'] = model
+
+    def save(self, filepath, overwrite=True):
+        save_model(self._model, filepath)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._model, name, value)
+
+
 class AtomicModelCheckpoint(ModelCheckpoint):
-    """The blog's ModelCheckpoint, writing to a temporary file that replaces the old one whole."""
+    """The blog's ModelCheckpoint; the file is written whole (runkit/files.py), so a crash or
+    a full disk keeps the previous best, and each message starts its own line."""
+
+    def set_model(self, model):
+        super().set_model(_SavesWhole(model))
 
     def on_epoch_end(self, epoch, logs=None):
-        final, verbose, before = self.filepath, self.verbose, self.best
-        self.filepath, self.verbose = final + '.tmp', 0
+        verbose, before = self.verbose, self.best
+        self.verbose = 0
         try:
             super().on_epoch_end(epoch, logs)
         finally:
-            self.filepath, self.verbose = final, verbose
-        if os.path.exists(final + '.tmp'):
-            os.replace(final + '.tmp', final)
+            self.verbose = verbose
         if verbose:
             if self.best != before:
                 print('Epoch %d: %s improved from %.5f to %.5f, saved %s'
-                      % (epoch + 1, self.monitor, before, self.best, final))
+                      % (epoch + 1, self.monitor, before, self.best, self.filepath))
             else:
                 print('Epoch %d: %s did not improve on %.5f' % (epoch + 1, self.monitor, self.best))
         sys.stdout.flush()

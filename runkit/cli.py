@@ -5,10 +5,9 @@ Every refusal is one line on stderr and exit code 2 (argparse's convention), wit
 
 import argparse
 import datetime
-import json
 import os
 
-from runkit.argtypes import Parser, non_negative_float, positive_float, positive_int
+from runkit.argtypes import Parser, folder, non_negative_float, positive_float, positive_int, seed
 from runkit.recipes import NAMES
 from runkit.session import JIT_CHOICES, JIT_MIN_IMAGES
 
@@ -63,7 +62,7 @@ def build_parser(batch_size, nb_epoch):
                         "9c5a2b4 pins it; th runs the listing's input_shape=(3, 32, 32) as "
                         "published, the ordering its author's keras.json must have named, at a "
                         "cost on a CPU (docs/performance.md)")
-    p.add_argument('--seed', type=int, default=None,
+    p.add_argument('--seed', type=seed, default=None,
                    help='seed Python, numpy and TensorFlow (default: unseeded, as the blog)')
     p.add_argument('--deterministic', action='store_true',
                    help='one TensorFlow thread, so that a rerun with the same --seed on the '
@@ -86,11 +85,11 @@ def build_parser(batch_size, nb_epoch):
                    help="weight decay on every convolution kernel, as the paper's lambda "
                         "(a gradient term lambda*w; default: the recipe's: 0 for blog and "
                         "upstream, 0.001 for paper)")
-    p.add_argument('--logdir', default=None,
+    p.add_argument('--logdir', type=folder, default=None,
                    help='where the run writes its files (default: logs/<UTC timestamp>)')
-    p.add_argument('--resume', default=None, metavar='LOGDIR',
+    p.add_argument('--resume', type=folder, default=None, metavar='LOGDIR',
                    help='continue the run in LOGDIR after its last finished epoch, with the '
-                        'arguments stored in its run.json (other flags are ignored)')
+                        'arguments stored in its run.json (only --quiet may go with it)')
     p.add_argument('--overwrite', action='store_true',
                    help='allow --logdir to be a directory that holds a finished run')
     p.add_argument('--quiet', action='store_true',
@@ -100,31 +99,43 @@ def build_parser(batch_size, nb_epoch):
 
 
 def parse_args(argv, batch_size, nb_epoch):
-    """(args, stored run.json or None); with --resume, the arguments come from run.json."""
+    """(args, stored run.json or None, the epoch to continue after), with the logdir held for
+    this process (records.claim); with --resume, the arguments come from run.json."""
+    from runkit import records  # pandas: not for --help or a usage error
     parser = build_parser(batch_size, nb_epoch)
     args = parser.parse_args(argv)
-    if args.resume:
-        return resume_args(parser, args.resume)
+    if args.resume is not None:
+        return resume_args(parser, args)
     if args.deterministic and args.seed is None:
         parser.error('--deterministic needs --seed N')
     if args.towers_on_cpu and args.gpus == 'all':
         parser.error('--towers-on-cpu needs a tower count, e.g. --gpus 2')
     if args.logdir is None:
         args.logdir = default_logdir()
-    return args, None
+    records.claim(args.logdir, args.overwrite)
+    return args, None, 0
 
 
-def resume_args(parser, logdir):
-    record = os.path.join(logdir, 'run.json')
+# Flags that change only what a resumed run prints.
+RESUME_MAY_CHANGE = ('resume', 'quiet')
+
+
+def resume_args(parser, given):
+    """The stored run's arguments; refused when other flags come with --resume, since the
+    run goes on as it started."""
+    from runkit import records, resume  # Keras: only once a run is resumed
+    extra = ['--' + k.replace('_', '-') for k, v in sorted(vars(given).items())
+             if k not in RESUME_MAY_CHANGE and v != parser.get_default(k)]
+    if extra:
+        parser.error('--resume continues a run with the arguments in its run.json; drop %s '
+                     '(only --quiet may go with --resume)' % ', '.join(extra))
+    records.claim(given.resume, overwrite=False, resuming=True)
+    stored, epoch = resume.check(given.resume)
     try:
-        with open(record) as f:
-            stored = json.load(f)
-    except (OSError, ValueError) as e:
-        parser.error('--resume %s: cannot read %s (%s)' % (logdir, record, e))
-    if stored.get('status') == 'finished':
-        parser.error('--resume %s: that run already finished' % logdir)
-    if not os.path.exists(os.path.join(logdir, 'state.h5')):
-        parser.error('--resume %s: no finished epoch to resume from (no state.h5)' % logdir)
-    args = parser.parse_args(stored['argv'])
-    args.resume = args.logdir = logdir
-    return args, stored
+        args = parser.parse_args(stored['argv'])
+    except SystemExit:
+        parser.error('--resume %s: the arguments in its run.json are refused above'
+                     % given.resume)
+    args.resume = args.logdir = given.resume
+    args.quiet = args.quiet or given.quiet
+    return args, stored, epoch

@@ -8,22 +8,31 @@ only then puts the archive and the unpacked folder where load_data() looks, so l
 never downloads. A broken cache found later ends in one message naming the file at fault.
 
     python -m runkit.dataset      fetch and verify without training (exit 0, or 2 and one line)
+
+A download that stalls ends: each read waits at most READ_TIMEOUT seconds, and a transfer
+slower than MIN_RATE bytes/s over any RATE_WINDOW seconds is given up (docs/failures.md).
+The archive is unpacked only if every member is a regular file or folder inside
+cifar-10-batches-py/: Python 3.7's tarfile has no extraction filter, and a mirror's archive
+whose MD5 the user set could otherwise write anywhere the user can.
 """
 import contextlib
 import hashlib
+import http.client
 import os
 import pickle
+import posixpath
 import shutil
-import socket
+import signal
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 
-from runkit import Refused
+from runkit.errors import Interrupted, Refused, exit_code, prepare
 
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
@@ -33,6 +42,8 @@ URL_VARIABLE, MD5_VARIABLE = 'ALLCONVNET_CIFAR10_URL', 'ALLCONVNET_CIFAR10_MD5'
 TRAIN_FILES = ['data_batch_%d' % i for i in range(1, 6)]
 TEST_FILE = 'test_batch'
 ROWS_PER_FILE = 10000
+# 170 MB at 10 kB/s would take five hours: below that, the mirror is as good as stalled.
+READ_TIMEOUT, MIN_RATE, RATE_WINDOW = 60, 10000, 60
 
 
 class DatasetError(Refused):
@@ -74,30 +85,69 @@ def file_md5(path):
 def download(url, path):
     """url -> path, with Keras' progress bar; DatasetError (one line) on any failure."""
     from keras.utils.generic_utils import Progbar  # imports TensorFlow: only when downloading
-    bar = []
-
-    def progress(blocks, block_size, total):
-        if total > 0:
-            bar or bar.append(Progbar(total))
-            bar[0].update(min(blocks * block_size, total))
     print('Downloading CIFAR-10 from %s (170 MB, once)' % url)
-    timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(60)  # urlretrieve has no timeout of its own; a stall must end
     try:
-        urllib.request.urlretrieve(url, path, progress)
-    except urllib.error.ContentTooShortError as e:
-        raise DatasetError('download of %s was cut short: %s' % (url, e.reason))
+        with urllib.request.urlopen(url, timeout=READ_TIMEOUT) as response, \
+                open(path, 'wb') as out:
+            total = int(response.headers.get('Content-Length') or 0)
+            bar = Progbar(total) if total > 0 else None
+            got = copy_watched(response, out, bar)
     except urllib.error.HTTPError as e:
         raise DatasetError('download of %s failed: HTTP %d %s' % (url, e.code, e.reason))
     except urllib.error.URLError as e:
         # No network, a refused connection or an unknown host: name the way round it.
         raise DatasetError('cannot reach %s (%s); %s' % (url, e.reason, manual_route(
             os.path.join(cache_dir(), NAME + '.tar.gz'))))
+    except DatasetError as e:
+        raise DatasetError('download of %s %s' % (url, e))
+    except http.client.IncompleteRead as e:
+        raise DatasetError('download of %s was cut short: %d more bytes were expected'
+                           % (url, e.expected))
     except Exception as e:  # a reset or timeout midway; http.client's errors are not OSErrors
         raise DatasetError('download of %s failed midway (%s: %s)' % (url, type(e).__name__, e))
-    finally:
-        socket.setdefaulttimeout(timeout)
+    if total and got != total:
+        raise DatasetError('download of %s was cut short: %d of %d bytes' % (url, got, total))
     print()
+
+
+def copy_watched(response, out, bar):
+    """Copy the response to `out` and return the bytes copied; DatasetError once fewer than
+    MIN_RATE * RATE_WINDOW bytes arrive in RATE_WINDOW seconds."""
+    got, window_start, window_got = 0, time.monotonic(), 0
+    # read1: whatever has arrived, so that a trickle is measured as it comes.
+    for block in iter(lambda: response.read1(1 << 16), b''):
+        out.write(block)
+        got += len(block)
+        window_got += len(block)
+        if bar:
+            bar.update(min(got, bar.target))
+        elapsed = time.monotonic() - window_start
+        if elapsed >= RATE_WINDOW:
+            if window_got < MIN_RATE * RATE_WINDOW:
+                raise DatasetError('stalled: %d bytes in the last %.0f s, under the %d bytes/s '
+                                   'it needs' % (window_got, elapsed, MIN_RATE))
+            window_start, window_got = time.monotonic(), 0
+    return got
+
+
+def safe_members(archive, t):
+    """The archive's members, if each is a regular file or folder under cifar-10-batches-py/;
+    else DatasetError naming the first that is not."""
+    members = t.getmembers()
+    for m in members:
+        name = posixpath.normpath(m.name)
+        inside = name == NAME or name.startswith(NAME + '/')
+        if m.issym() or m.islnk():
+            kind = 'a link'
+        elif not (m.isfile() or m.isdir()):
+            kind = 'a device or fifo'
+        elif m.name.startswith('/') or not inside or '..' in m.name.split('/'):
+            kind = 'a path outside %s/' % NAME
+        else:
+            continue
+        raise DatasetError('%s holds %s, %r; only regular files and folders under %s/ are '
+                           'unpacked, so nothing was' % (archive, kind, m.name, NAME))
+    return members
 
 
 def unpack(archive, datadir):
@@ -107,7 +157,7 @@ def unpack(archive, datadir):
     try:
         try:
             with tarfile.open(archive, 'r:gz') as t:
-                t.extractall(work)
+                t.extractall(work, members=safe_members(archive, t))
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DatasetError('could not unpack %s (%s: %s)' % (archive, type(e).__name__, e))
         for name in TRAIN_FILES + [TEST_FILE]:
@@ -154,7 +204,11 @@ def ensure(url=None, md5=None):
                 raise DatasetError('download of %s has MD5 %s, expected %s (truncated, or not '
                                    'CIFAR-10)' % (url, found, md5))
             os.replace(part, archive)
-        except KeyboardInterrupt:
+        except Interrupted as e:
+            e.message = ('interrupted by %s during the CIFAR-10 download; nothing was kept'
+                         % signal.Signals(e.signum).name)
+            raise
+        except KeyboardInterrupt:  # a caller that installed no handlers (the tests' own)
             raise DatasetError('download of %s interrupted; nothing was kept' % url)
         finally:
             if os.path.exists(part):
@@ -169,6 +223,11 @@ def ensure(url=None, md5=None):
     except (DatasetError, KeyboardInterrupt) as e:
         if downloaded:
             os.remove(archive)
+        if isinstance(e, Interrupted):
+            e.message = 'interrupted by %s while unpacking %s; %s' % (
+                signal.Signals(e.signum).name, archive,
+                'nothing was kept' if downloaded else 'the archive is kept, rerun to unpack it')
+            raise
         if isinstance(e, KeyboardInterrupt):
             raise DatasetError('unpacking %s interrupted; nothing was kept' % archive)
         raise DatasetError('%s. %s' % (e, repair_hint(datadir)))
@@ -246,14 +305,10 @@ def explained():
 
 
 def main():
-    try:
-        folder = ensure()
-    except DatasetError as e:
-        sys.stderr.write('runkit.dataset: error: %s\n' % e)
-        return 2
-    print('CIFAR-10 is ready in %s' % folder)
+    print('CIFAR-10 is ready in %s' % ensure())
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    prepare('python -m runkit.dataset')
+    sys.exit(exit_code(main, 'python -m runkit.dataset'))

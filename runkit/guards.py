@@ -1,18 +1,13 @@
-"""Stopping a run cleanly: on a NaN or inf loss, and on SIGINT or SIGTERM (`docker stop`).
+"""Stopping a run cleanly: on a NaN or inf loss, and without tearing an epoch's files apart.
 
 Keras 1.2.2 has no TerminateOnNaN (it arrived in Keras 2.0.5), and its fit_generator checks
 `stop_training` only between epochs, so the guard raises to stop at the bad batch itself.
+The signals themselves (SIGINT, SIGTERM, SIGHUP) are runkit/errors.py's.
 """
-import os
-import signal
-import sys
-
 import numpy as np
 from keras.callbacks import Callback, CallbackList
 
-from runkit import Diverged, Interrupted, Refused
-
-_held = {'depth': 0, 'pending': None}
+from runkit.errors import Diverged, held_signals
 
 
 class NaNGuard(Callback):
@@ -26,17 +21,6 @@ class NaNGuard(Callback):
         if loss is not None and not np.isfinite(loss):
             raise Diverged('training loss is %s at epoch %d, batch %d'
                            % (loss, self.epoch + 1, batch + 1))
-
-
-def raise_on_signals():
-    """From now on SIGINT and SIGTERM raise Interrupted in the main thread."""
-    def handler(signum, frame):
-        if _held['depth']:
-            _held['pending'] = signum
-        else:
-            raise Interrupted(signum)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
 
 
 class EpochEndHoldsSignals(Callback):
@@ -60,28 +44,5 @@ class EpochEndHoldsSignals(Callback):
         self.inner.set_model(model)
 
     def on_epoch_end(self, epoch, logs=None):
-        _held['depth'] += 1
-        try:
+        with held_signals():
             self.inner.on_epoch_end(epoch, logs)
-        finally:
-            _held['depth'] -= 1
-        if not _held['depth'] and _held['pending'] is not None:
-            signum, _held['pending'] = _held['pending'], None
-            raise Interrupted(signum)
-
-
-def exit_code(main, prog='allconvnet.py'):
-    """main()'s exit code; a refusal, a divergence or a signal ends in one line on stderr."""
-    try:
-        return main()
-    except Refused as e:
-        sys.stderr.write('%s: error: %s\n' % (prog, e))
-        return 2
-    except Diverged as e:
-        sys.stderr.write('%s: error: %s\n' % (prog, e))
-        return 3
-    except Interrupted as e:
-        logdir = getattr(e, 'logdir', 'LOGDIR')
-        sys.stderr.write('\nInterrupted; every finished epoch is in %s. Continue with: python '
-                         '%s --resume %s\n' % (os.path.join(logdir, 'history.csv'), prog, logdir))
-        return 128 + e.signum

@@ -13,13 +13,17 @@ PANELS = (('accuracy', 'acc', 'val_acc'), ('loss', 'loss', 'val_loss'))
 COLOURS = ['C%d' % i for i in range(10)]
 # Up to this many epochs each gets a marker: a line through three points hides them.
 MARKED_EPOCHS = 30
+# (curve, line, marker face): a one-epoch run has dots and no lines, so the markers differ too.
+STYLES = (('validation', '-', None), ('train', '--', 'white'))
 
 
 def label(name, run):
     """`name` and the settings that shape a curve, from a run.json record (or None)."""
     if not run:
         return name
-    parts = []
+    args = run.get('args') or {}
+    recipe = run.get('recipe_name') or args.get('recipe')
+    parts = ['%s recipe' % recipe] if recipe else []
     opt = run.get('optimizer') or {}
     config = opt.get('config') or {}
     if 'lr' in config:
@@ -27,7 +31,6 @@ def label(name, run):
         if config.get('momentum'):
             text += ' m=%g%s' % (config['momentum'], ' nesterov' if config.get('nesterov') else '')
         parts.append(text)
-    args = run.get('args') or {}
     if args.get('batch_size'):
         parts.append('bs %s' % args['batch_size'])
     if args.get('train_limit'):
@@ -41,52 +44,98 @@ def label(name, run):
     return '%s (%s)' % (name, ', '.join(parts)) if parts else name
 
 
-def plot(curves, out, reference=None, title=None):
-    """Draw [(label, frame indexed by epoch)] into `out`; return `out`.
+def formats():
+    """{extension: description} of the image formats plot() writes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    return FigureCanvasAgg.get_supported_filetypes()
 
-    Solid lines are validation, dashed train; `reference`, one (label, frame), is drawn thick
-    and grey beneath. The file is written whole, so a reader never sees half an image.
+
+def figure(curves, reference=None, title=None, band=None):
+    """The matplotlib Figure of [(label, frame indexed by epoch)]: accuracy and loss panels.
+
+    Solid lines and filled markers are validation, dashed lines and hollow markers train;
+    `reference`, one (label, frame), is drawn thick and grey beneath. `band`, (label, {column:
+    frame by epoch with low, high, min and max}), shades a reference set beneath: light grey
+    its band, darker the range of its runs.
     """
     # Imported here, so that compare and claim in tools/curves.py stay quick.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2)
-    handles = []
+    handles, epochs = [], set()
 
     def draw(name, frame, colour, **style):
         marker = 'o' if len(frame) <= MARKED_EPOCHS else None
         for ax, (_, train, val) in zip(axes, PANELS):
-            for column, dash in ((val, '-'), (train, '--')):
+            for column, (_, dash, face) in zip((val, train), STYLES):
                 if column in frame.columns:
                     ax.plot(frame.index, frame[column], dash, color=colour, marker=marker,
-                            markersize=3, **style)
+                            markersize=4, markerfacecolor=face or colour, **style)
         handles.append(Line2D([], [], color=colour, label=name, **style))
+        epochs.update(frame.index)
 
+    if band is not None:
+        for ax, (_, _, val) in zip(axes, PANELS):
+            frame = band[1].get(val)
+            if frame is not None:
+                ax.fill_between(frame.index, frame['low'], frame['high'], color='grey',
+                                alpha=0.2, linewidth=0, zorder=0)
+                ax.fill_between(frame.index, frame['min'], frame['max'], color='grey',
+                                alpha=0.35, linewidth=0, zorder=0)
+                # fill_between leaves a single epoch blank; a bar marks each epoch's band.
+                ax.vlines(frame.index, frame['low'], frame['high'], color='grey', alpha=0.4,
+                          linewidth=3, zorder=0)
+                epochs.update(frame.index)
+        handles.append(Patch(color='grey', alpha=0.3, label='reference set %s' % band[0]))
     if reference is not None:
         draw('reference: %s' % reference[0], reference[1], 'black', linewidth=4, alpha=0.35,
              zorder=1)
     for i, (name, frame) in enumerate(curves):
         draw(name, frame, COLOURS[i % len(COLOURS)], linewidth=1.5, zorder=2)
+    handles += [Line2D([], [], color='black', linestyle=dash, marker='o', markersize=4,
+                       markerfacecolor=face or 'black', label=curve)
+                for curve, dash, face in STYLES]
     for ax, (name, _, _) in zip(axes, PANELS):
         ax.set_xlabel('epoch')
         ax.set_ylabel(name)
         ax.set_title('%s (solid: validation, dashed: train)' % name, fontsize='medium')
         ax.grid(True, alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if epochs and len(epochs) <= MARKED_EPOCHS:
+            # Half an epoch of margin, so a run of one epoch gets one whole-number tick.
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     if title:
         fig.suptitle(title)
     fig.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, 0.0), fontsize='small',
                frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def plot(curves, out, reference=None, title=None, band=None):
+    """Draw figure(curves, reference, title, band) into `out`, whole or not at all; return
+    `out`."""
+    fig = figure(curves, reference, title, band)
     # The temporary name hides the format from savefig, so it is passed.
     fmt = os.path.splitext(out)[1].lstrip('.').lower() or 'png'
-    replace_atomically(lambda tmp: fig.savefig(tmp, format=fmt, dpi=100, bbox_inches='tight'),
-                       out)
+    written = []
+
+    def write(tmp):
+        written.append(tmp)
+        fig.savefig(tmp, format=fmt, dpi=100, bbox_inches='tight')
+    try:
+        replace_atomically(write, out)
+    finally:
+        # A failed write or rename (out a directory, say) must not leave the temporary file.
+        for tmp in written:
+            if os.path.lexists(tmp) and not os.path.isdir(tmp):
+                os.remove(tmp)
     return out
 
 
@@ -95,5 +144,5 @@ def plot_run(logdir):
     frame = pandas.read_csv(os.path.join(logdir, 'history.csv'), index_col='epoch')
     record = os.path.join(logdir, 'run.json')
     run = read_json(record) if os.path.exists(record) else None
-    name = label(os.path.basename(os.path.abspath(logdir)), run)
+    name = label(os.path.basename(os.path.abspath(logdir)), run if isinstance(run, dict) else None)
     return plot([(name, frame)], os.path.join(logdir, 'curves.png'))

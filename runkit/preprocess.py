@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from runkit.records import replace_atomically
+from runkit.files import write_via
 
 # The blog never scales its inputs; the upstream repository divides by 255 (c2af6a7), and
 # the blog and upstream recipes follow it.
@@ -110,7 +110,7 @@ def fit(X, spec, logdir):
     def write(tmp):
         with open(tmp, 'wb') as f:
             np.savez(f, mean=mean, W=W, fitted_on=len(X))
-    replace_atomically(write, fitted_path(spec, logdir))
+    write_via(write, fitted_path(spec, logdir))
 
 
 def inputs(spec, X_train, X_test, logdir, fitted=False):

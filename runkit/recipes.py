@@ -197,6 +197,14 @@ class StepSchedule(Callback):
         K.set_value(self.optimizer.lr, paper_lr(epoch + 1, self.gamma, self.drops, self.factor))
 
 
+def lr_steps(recipe, optimizer):
+    """[StepSchedule] for a recipe with an lr schedule (set before each epoch, also after
+    --resume), else []."""
+    if not recipe['lr_schedule']:
+        return []
+    return [StepSchedule(optimizer, recipe['optimizer']['lr'], recipe['lr_schedule'])]
+
+
 def decay_kernels(model, weight_decay):
     """Weight decay λ on every convolution kernel of the built `model`, biases excluded.
 

@@ -4,7 +4,11 @@ state.h5 is the template model as `model.save` writes it, plus an `optimizer_wei
 in Keras 1.2.2's own layout (SGD's iteration count, which drives its lr decay, and its
 momenta). With make_parallel the compiled model is the wrapper, so Keras would not write
 that group for the template; it is added here.
+
+--resume checks everything it will read before it changes anything (check), so a run it
+refuses is left as it was.
 """
+import io
 import os
 
 import h5py
@@ -13,13 +17,15 @@ from keras import backend as K
 from keras.callbacks import Callback
 from keras.models import Sequential
 
-from runkit.records import replace_atomically, write_json
+from runkit.errors import Refused
+from runkit.files import hdf5_bytes, read_json_object, write_whole
+from runkit.records import HISTORY_COLUMNS, command
 
 
 def save_state(template, optimizer, path, epoch):
-    def write(tmp):
-        template.save(tmp, overwrite=True)
-        with h5py.File(tmp, 'a') as f:
+    def write(buffer):
+        template.save(buffer, overwrite=True)
+        with h5py.File(buffer, 'a') as f:
             f.attrs['allconvnet_epoch'] = epoch
             if 'optimizer_weights' in f:
                 return
@@ -31,7 +37,63 @@ def save_state(template, optimizer, path, epoch):
                 names.append(name.encode('utf8'))
                 group.create_dataset(name, data=value)
             group.attrs['weight_names'] = names
-    replace_atomically(write, path)
+    write_whole(path, hdf5_bytes(write))
+
+
+def state_epoch(path):
+    """The epoch state.h5 holds, after reading every array in it; ValueError-like on damage."""
+    with open(path, 'rb') as f:
+        image = f.read()
+    with h5py.File(io.BytesIO(image), 'r') as f:
+        names = [n.decode('utf8') for n in f['optimizer_weights'].attrs['weight_names']]
+        for n in names:
+            f['optimizer_weights'][n][()]
+        f['model_weights'].visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset)
+                                      else None)
+        return int(f.attrs['allconvnet_epoch'])
+
+
+def check(logdir):
+    """(run.json's record, the epoch to continue after) for --resume LOGDIR; Refused, with the
+    way on, when any file it needs is missing or damaged."""
+    def refuse(why):
+        raise Refused('--resume %s: %s' % (logdir, why))
+    record = os.path.join(logdir, 'run.json')
+    try:
+        run = read_json_object(record)
+    except Refused as e:
+        refuse('%s; without it the run\'s arguments are unknown' % e)
+    if run.get('status') == 'finished':
+        refuse('that run already finished')
+    argv = run.get('argv')
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        refuse('%s has no list of arguments (argv), so the run cannot be repeated' % record)
+    again = [a for a in argv if a != '--overwrite'] + ['--overwrite']
+    if '--logdir' not in argv and not any(a.startswith('--logdir=') for a in argv):
+        again = ['--logdir', logdir] + again
+    start_over = 'start again with: %s' % command(again)
+    state = os.path.join(logdir, 'state.h5')
+    if not os.path.exists(state):
+        refuse('no epoch finished (no state.h5), so there is nothing to continue; %s'
+               % start_over)
+    try:
+        epoch = state_epoch(state)
+    except Exception as e:  # h5py raises OSError, KeyError, ValueError... on a damaged file
+        refuse('%s is truncated or damaged (%s: %s); %s' % (state, type(e).__name__, e,
+                                                            start_over))
+    history_csv = os.path.join(logdir, 'history.csv')
+    try:
+        history = pandas.read_csv(history_csv)
+        epochs = set(history['epoch'].astype(int))
+    except Exception as e:  # missing, empty, not a CSV, no epoch column
+        refuse('%s is missing or unreadable (%s: %s); %s' % (history_csv, type(e).__name__,
+                                                            e, start_over))
+    if not set(range(1, epoch + 1)) <= epochs:
+        refuse('%s lacks some of epochs 1-%d that state.h5 holds; %s'
+               % (history_csv, epoch, start_over))
+    if not os.access(logdir, os.W_OK):
+        refuse('the folder is not writable')
+    return run, epoch
 
 
 def restore_state(template, model, path):
@@ -47,22 +109,23 @@ def restore_state(template, model, path):
         return int(f.attrs['allconvnet_epoch'])
 
 
-def restore(run, template, model, checkpoint):
-    """Continue run['logdir'] after its last finished epoch: weights and optimizer state from
-    state.h5, history.csv cut back to that epoch, the checkpoint's best so far. Returns the
-    epoch to start from."""
-    logdir = run['logdir']
-    initial_epoch = restore_state(template, model, os.path.join(logdir, 'state.h5'))
+def restore(logdir, epoch, template, model, checkpoint):
+    """Continue `logdir` after `epoch` (check's answer): weights and optimizer state from
+    state.h5, history.csv cut back to that epoch, the checkpoint's best so far."""
+    try:
+        restore_state(template, model, os.path.join(logdir, 'state.h5'))
+    except Exception as e:  # a state.h5 of another model (another recipe or ordering)
+        raise Refused('--resume %s: state.h5 does not fit the model its run.json describes '
+                      '(%s: %s)' % (logdir, type(e).__name__, e)) from None
     history_csv = os.path.join(logdir, 'history.csv')
     history = pandas.read_csv(history_csv)
-    history = history[history.epoch <= initial_epoch]
-    history.to_csv(history_csv, index=False)
+    history = history[history.epoch <= epoch]
+    write_whole(history_csv, history.to_csv(index=False, columns=[
+        c for c in HISTORY_COLUMNS if c in history.columns]))
     if len(history) and os.path.exists(checkpoint.filepath):
         checkpoint.best = float(history.val_acc.max())
-    run.setdefault('resumed_at_epoch', []).append(initial_epoch)
-    write_json(os.path.join(logdir, 'run.json'), run)
-    print('Resuming %s after epoch %d' % (logdir, initial_epoch))
-    return initial_epoch
+    print('Resuming %s after epoch %d' % (logdir, epoch))
+    return epoch
 
 
 class SaveState(Callback):

@@ -81,15 +81,24 @@ def use_jit(choice='auto', deterministic=False, images=None, build='stock'):
     return not gpus_visible() and images is not None and images >= JIT_MIN_IMAGES
 
 
-def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build='stock'):
+def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build='stock',
+           gpus=None):
     """The ConfigProto for allconvnet.py's session. `threads` overrides the build's pools
-    (benchmarks); `jit` is use_jit's answer."""
+    (benchmarks); `jit` is use_jit's answer; `gpus` N gives the session CUDA's GPUs 0..N-1
+    only (0: none), None all it sees."""
     # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
     # counting the session's devices, not by placement errors.
     proto = tf.ConfigProto(allow_soft_placement=True)
     proto.gpu_options.allow_growth = True
     if cpu_devices:
         proto.device_count['CPU'] = cpu_devices
+    # TensorFlow opens every GPU it sees, so the GPUs a run leaves out must be hidden from the
+    # session itself: else --gpus 0 would still place the model on /gpu:0, and --gpus 1 on a
+    # host with an older and a newer GPU would still open the newer one.
+    if gpus == 0:
+        proto.device_count['GPU'] = 0
+    elif gpus:
+        proto.gpu_options.visible_device_list = ','.join(str(i) for i in range(gpus))
     intra, inter = threads or (mkl_threads() if build == 'mkl' else THREADS)
     if deterministic:
         # Negative: every op runs in the calling thread, one after another. With 1, the caller
@@ -104,8 +113,10 @@ def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build
 
 
 def cuda_gpus():
-    """[(name, (major, minor))] of the GPUs the CUDA driver shows this process, read through
-    libcuda itself: cuInit creates no context, so no kernel is compiled yet. [] without a driver."""
+    """[(name, (major, minor))] of the GPUs the CUDA driver shows this process, in CUDA's order
+    (the ordinals /gpu:N and --gpus count, after CUDA_VISIBLE_DEVICES), read through libcuda
+    itself: cuInit makes no context, so nothing is compiled or allocated yet. [] without a
+    driver; a GPU the driver cannot describe is left out."""
     import ctypes
     try:
         cuda = ctypes.CDLL('libcuda.so.1')
@@ -118,47 +129,102 @@ def cuda_gpus():
     for i in range(count.value):
         device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         name = ctypes.create_string_buffer(256)
-        cuda.cuDeviceGet(ctypes.byref(device), i)
-        cuda.cuDeviceGetName(name, 256, device)
         # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76 (cuda.h).
-        cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device)
-        cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device)
+        if (cuda.cuDeviceGet(ctypes.byref(device), i) != 0
+                or cuda.cuDeviceGetName(name, 256, device) != 0
+                or cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device) != 0
+                or cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) != 0):
+            continue
         gpus.append((name.value.decode(errors='replace'), (major.value, minor.value)))
     return gpus
 
 
-def newer_gpu_warning(gpus, version=tf.__version__, with_cuda=None):
-    """One warning line when a GPU is newer than the official TF 1.15 build's kernels, else None.
+# The official tensorflow-gpu 1.15.5 wheel is built for CUDA 10.0 with SASS and PTX up to
+# compute capability 7.0; every public report of it on 8.0 or newer ends, after a PTX JIT of
+# 30 minutes or more, in CUBLAS_STATUS_EXECUTION_FAILED or a hang (docs/docker.md).
+NEWEST_KERNELS = (7, 0)
+FIRST_REFUSED = (8, 0)
+# What the refusal asks a user to type; NVIDIA's TF1 build has kernels for those GPUs.
+NGC_BUILD = 'docker build -f docker/ngc.Dockerfile -t allconvnet .'
+# The explicit way past the refusal; run.json records its use (newer_gpu_override).
+ALLOW_NEWER_GPU = 'ALLCONVNET_ALLOW_NEWER_GPU'
 
-    The official wheels are built for CUDA 10.0 with kernels up to compute capability 7.0
-    (Volta); NVIDIA's TF1 build says so in its version (1.15.5+nv23.03) and supports Ampere
-    and Hopper (docs/docker.md)."""
+
+def gpus_used(gpus, wanted):
+    """[(CUDA ordinal, name, (major, minor))] of the GPUs a run with --gpus `wanted` trains on:
+    all of them for 'all', ordinals 0..N-1 for N (the session sees only those), none for 0."""
+    listed = [(i, name, cc) for i, (name, cc) in enumerate(gpus)]
+    return listed if wanted == 'all' else listed[:wanted]
+
+
+def newer_gpus(used, version=None, with_cuda=None):
+    """'GPU N (name, compute capability X.Y)' for each GPU of `used` that the official CUDA 10.0
+    build has no kernels for; [] for NVIDIA's TF1 build (its version says so, 1.15.5+nv23.03),
+    which has them, and for a build without CUDA, which trains on the CPU."""
+    version = tf.__version__ if version is None else version
     if with_cuda is None:
         with_cuda = tf.test.is_built_with_cuda()
-    newer = ['GPU %d (%s, compute capability %d.%d)' % (i, name, cc[0], cc[1])
-             for i, (name, cc) in enumerate(gpus) if cc >= (8, 0)]
-    if not newer or not with_cuda or '+nv' in version:
+    if not with_cuda or '+nv' in version:
+        return []
+    return ['GPU %d (%s, compute capability %d.%d)' % (i, name, cc[0], cc[1])
+            for i, name, cc in used if tuple(cc) >= FIRST_REFUSED]
+
+
+def newer_gpu_refusal(newer, version=None, mixed=False):
+    """The one line that refuses `newer` (newer_gpus' list); `mixed` when older GPUs would
+    train too, which CUDA_VISIBLE_DEVICES or --gpus can keep alone."""
+    version = tf.__version__ if version is None else version
+    alone = ', or leave them out (CUDA_VISIBLE_DEVICES, --gpus N)' if mixed else ''
+    return ('%s %s too new for TensorFlow %s\'s official CUDA 10.0 build, whose kernels stop '
+            'at compute capability %d.%d: every public report of this build on %d.%d or newer '
+            'ends in CUBLAS_STATUS_EXECUTION_FAILED or a hang, after a JIT compile of 30 minutes '
+            'or more. Build the image on NVIDIA\'s TF1 build instead: %s (docs/docker.md)%s; '
+            '%s=1 tries anyway'
+            % (', '.join(newer), 'is' if len(newer) == 1 else 'are', version,
+               NEWEST_KERNELS[0], NEWEST_KERNELS[1], FIRST_REFUSED[0], FIRST_REFUSED[1],
+               NGC_BUILD, alone, ALLOW_NEWER_GPU))
+
+
+def check_newer_gpus(used, environ=os.environ, version=None, with_cuda=None):
+    """None, or run.json's record of the override that let newer GPUs train; Refused when
+    newer GPUs would train without it."""
+    newer = newer_gpus(used, version, with_cuda)
+    if not newer:
         return None
-    return ('allconvnet.py: warning: %s is newer than the compute capability 7.0 that '
-            'TensorFlow %s (the official CUDA 10.0 build) has kernels for: expect the first '
-            'start to spend 30 minutes or more compiling them, and possibly '
-            'CUBLAS_STATUS_EXECUTION_FAILED; the image built from docker/ngc.Dockerfile '
-            '(NVIDIA\'s TF1 build) supports it, docs/docker.md' % (', '.join(newer), version))
+    value = environ.get(ALLOW_NEWER_GPU, '')
+    if value in ('', '0'):
+        raise Refused(newer_gpu_refusal(newer, version, mixed=len(newer) < len(used)))
+    print('allconvnet.py: warning: %s=%s: training on %s anyway, where the official CUDA 10.0 '
+          'build has no kernels (expect a long JIT compile, then possibly '
+          'CUBLAS_STATUS_EXECUTION_FAILED); run.json records this'
+          % (ALLOW_NEWER_GPU, value, ', '.join(newer)), file=sys.stderr)
+    return {'variable': ALLOW_NEWER_GPU, 'value': value, 'gpus': newer}
 
 
 def setup(args, recipe):
     """Make allconvnet.py's session and say where it trains: a namespace with `towers` and
-    `device` for make_parallel, and `xla`, `build`, `threads` and `devices` for run.json."""
+    `device` for make_parallel, and `xla`, `build`, `threads`, `devices` and
+    `newer_gpu_override` (check_newer_gpus) for run.json."""
     # Deprecation notices about Keras 1.2.2's calls would bury the progress bar.
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-    warning = newer_gpu_warning(cuda_gpus())
-    if warning:
-        print(warning, file=sys.stderr)
+    # Before anything makes a CUDA context (the session below, use_jit's device count): a GPU
+    # the official build has no kernels for is refused here, in seconds, not after a long JIT.
+    gpus = cuda_gpus()
+    # --towers-on-cpu puts the towers on CPU devices, but the session still opens every GPU.
+    asked = 'all' if args.towers_on_cpu else args.gpus
+    override = check_newer_gpus(gpus_used(gpus, asked))
+    session_gpus = None
+    if asked == 0:
+        session_gpus = 0
+    elif asked != 'all' and gpus:
+        # Only what the driver showed: a longer list fails the session outright, this one
+        # lets the count below refuse --gpus N in the usual one line.
+        session_gpus = min(asked, len(gpus))
     build = tf_build()
     jit = use_jit(args.jit, args.deterministic,
                   recipe['epochs'] * min(args.train_limit or 50000, 50000), build)
     proto = config(cpu_devices=max(args.gpus, 1) if args.towers_on_cpu else None,
-                   deterministic=args.deterministic, jit=jit, build=build)
+                   deterministic=args.deterministic, jit=jit, build=build, gpus=session_gpus)
     K.set_session(tf.Session(config=proto))
     if jit:
         print('XLA on (--jit %s): each new batch shape compiles once, 15-20 s on a 2-core CPU'
@@ -182,6 +248,6 @@ def setup(args, recipe):
         np.random.seed(args.seed)
         tf.set_random_seed(args.seed)
     return SimpleNamespace(
-        towers=towers, device=device, xla=jit, build=build,
+        towers=towers, device=device, xla=jit, build=build, newer_gpu_override=override,
         threads=[proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads],
         devices=[device % i for i in range(towers)] if towers > 1 else ['default'])

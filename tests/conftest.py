@@ -1,13 +1,11 @@
 """Shared fixtures: the synthetic CIFAR-10 cache under a temporary HOME, and fresh TF sessions."""
 import os
-import subprocess
-import sys
 
 import pytest
 
 import synthetic_cifar
+from helpers import ROOT, run_allconvnet, run_side_by_side  # noqa: F401 (until moved)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -18,36 +16,6 @@ def cifar_home(tmp_path_factory):
     home = str(tmp_path_factory.mktemp('home'))
     synthetic_cifar.write_cache(home)
     return home
-
-
-def run_allconvnet(args, home, timeout=600, env=None):
-    """Run the real program in a subprocess with HOME=home; return CompletedProcess."""
-    return run_side_by_side([(args, home, env)], timeout)[0]
-
-
-def run_side_by_side(jobs, timeout=600):
-    """[CompletedProcess] of allconvnet.py runs started together, one per (args, home, env):
-    short runs spend most of their time in one thread building graphs, so two share the
-    machine's cores well."""
-    import tempfile
-    started = []
-    for args, home, env in jobs:
-        full_env = dict(os.environ, HOME=home, PYTHONUNBUFFERED='1', **(env or {}))
-        out, err = tempfile.TemporaryFile('w+'), tempfile.TemporaryFile('w+')
-        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'allconvnet.py')] +
-                                list(args), cwd=ROOT, env=full_env, stdout=out, stderr=err,
-                                universal_newlines=True)
-        started.append((proc, out, err))
-    done = []
-    for proc, out, err in started:
-        proc.wait(timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out.read(),
-                                                err.read()))
-        out.close()
-        err.close()
-    return done
 
 
 @pytest.fixture
@@ -68,7 +36,8 @@ def mirror(cifar_home):
 
     Paths: /cifar-10-python.tar.gz (the archive), /corrupt.tar.gz (one byte flipped),
     /short.tar.gz (the full Content-Length, a tenth of the body, then the connection closes),
-    /slow.tar.gz (1 MiB a tenth of a second, for interrupting); anything else is a 404.
+    /slow.tar.gz (1 MiB a tenth of a second, for interrupting), /trickle.tar.gz (one byte
+    every 0.2 s, a stalled mirror), /loop.tar.gz (a redirect to itself); anything else is a 404.
     """
     import hashlib
     import http.server
@@ -79,6 +48,23 @@ def mirror(cifar_home):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path == '/loop.tar.gz':
+                self.send_response(302)
+                self.send_header('Location', '/loop.tar.gz')
+                self.end_headers()
+                return
+            if self.path == '/trickle.tar.gz':
+                self.send_response(200)
+                self.send_header('Content-Length', str(size))
+                self.end_headers()
+                for _ in range(100):  # 20 s at most, then the connection closes
+                    try:
+                        self.wfile.write(b'x')
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    time.sleep(0.2)
+                return
             if self.path not in ('/cifar-10-python.tar.gz', '/corrupt.tar.gz', '/short.tar.gz',
                                  '/slow.tar.gz'):
                 self.send_error(404)

@@ -44,12 +44,67 @@ def test_forward_flops_from_the_layers_equal_tensorflows_count():
     assert abs(training / 1e9 - 1.68) < 0.01
 
 
+AVX2 = ['sse', 'avx', 'avx2', 'fma']
+AVX512 = AVX2 + ['avx512f', 'avx512dq']
+
+
+def cpu(tmp_path, vendor, family, model, flags):
+    """The core bench reads from a /proc/cpuinfo with these fields, two processors long."""
+    text = ('processor\t: %%d\nvendor_id\t: %s\ncpu family\t: %d\nmodel\t\t: %d\n'
+            'model name\t: a CPU\ncpu MHz\t\t: 2596.124\nflags\t\t: %s\n\n'
+            % (vendor, family, model, ' '.join(flags)))
+    path = tmp_path / 'cpuinfo'
+    path.write_text(text % 0 + text.replace(vendor, 'second') % 1)
+    fields = bench.cpuinfo(str(path))
+    assert fields['vendor_id'] == vendor and fields['flags'].split() == flags
+    return bench.core_of(fields)
+
+
 def test_peak_is_cores_times_ghz_times_flops_per_cycle():
-    machine = {'cores': 2, 'mhz': 2500., 'flags': ['sse', 'avx', 'avx2', 'fma']}
+    machine = {'cores': 2, 'mhz': 2500., 'flags': AVX2, 'core': 'Zen 3'}
     assert bench.peak_gflops(machine)[:2] == (160., 32)
+    assert bench.peak_gflops(dict(machine, mhz=None))[:2] == (None, 32)
     assert bench.flops_per_cycle(['sse', 'avx'])[0] == 16
-    assert bench.flops_per_cycle(['avx512f', 'avx2', 'fma'])[0] == 64
-    assert bench.peak_gflops(dict(machine, mhz=None))[0] is None
+    assert bench.flops_per_cycle(['sse'])[0] == 8
+
+
+@pytest.mark.parametrize('vendor, family, model, flags, core, per_cycle', [
+    # This machine's CPU, an AMD EPYC Zen 4: AVX-512 on 256-bit pipes, as wide as Zen 3's AVX2.
+    ('AuthenticAMD', 25, 17, AVX512, 'Zen 4', 32),
+    ('AuthenticAMD', 25, 0x61, AVX512, 'Zen 4', 32),
+    ('AuthenticAMD', 25, 1, AVX2, 'Zen 3', 32),
+    # Zen 4 with AVX-512 hidden by the hypervisor is still 2 256-bit FMA pipes.
+    ('AuthenticAMD', 25, 17, AVX2, 'Zen 4', 32),
+    ('AuthenticAMD', 23, 1, AVX2, 'Zen 1', 16),
+    ('AuthenticAMD', 23, 0x31, AVX2, 'Zen 2', 32),
+    ('GenuineIntel', 6, 0x3f, AVX2, None, 32),
+])
+def test_the_core_decides_what_the_widest_instructions_start_per_cycle(
+        tmp_path, vendor, family, model, flags, core, per_cycle):
+    assert cpu(tmp_path, vendor, family, model, flags) == core
+    n, isa = bench.flops_per_cycle(flags, core)
+    assert n == per_cycle and (core or 'this core') in isa
+
+
+@pytest.mark.parametrize('vendor, family, model, why', [
+    # Skylake-SP: one or two 512-bit FMA units by SKU, which /proc/cpuinfo does not show.
+    ('GenuineIntel', 6, 0x55, '/proc/cpuinfo does not say which'),
+    # Zen 5: 512-bit pipes on desktop and server, 256-bit on mobile.
+    ('AuthenticAMD', 26, 0x44, 'the cpu model does not tell'),
+    ('AuthenticAMD', 25, 0xf0, '/proc/cpuinfo does not say which'),
+])
+def test_where_the_core_does_not_tell_the_peak_is_unknown(tmp_path, vendor, family, model, why):
+    core = cpu(tmp_path, vendor, family, model, AVX512)
+    machine = {'cores': 2, 'mhz': 2600., 'flags': AVX512, 'core': core}
+    peak, per_cycle, isa = bench.peak_gflops(machine)
+    assert peak is None and per_cycle is None and '64' in isa and '32' in isa and why in isa
+    report = {'machine': machine, 'peak_gflops': peak, 'flops_per_cycle': per_cycle, 'isa': isa}
+    assert bench.peak_line(report) == '- Peak: unknown, the FLOPs per cycle are not known: ' + isa
+
+
+def test_the_build_is_named_after_what_tensorflow_says_it_is():
+    from runkit import session
+    assert bench.own_build() == session.tf_build()
 
 
 def test_summary_is_median_and_spread_of_every_repeat_of_every_round():
@@ -61,14 +116,19 @@ def test_summary_is_median_and_spread_of_every_repeat_of_every_round():
 
 @pytest.mark.parametrize('args, message', [
     (['--build', 'mkl'], "argument --build: 'mkl': write KEY=VALUE"),
-    (['--build', 'mkl=/nonexistent/python'], 'is not an executable interpreter'),
-    (['--build', 'stock=/bin/sh'], "'stock' is this interpreter"),
+    (['--build', 'other=/nonexistent/python'], 'is not an executable interpreter'),
+    (['--build', 'OWN=/bin/sh'], "--build: 'OWN' is this interpreter's build"),
+    (['--build', 'x=/bin/sh', '--peer', 'x=true'], "--peer: 'x' is the name of --build x"),
     (['--peer', 'torch'], "argument --peer: 'torch': write KEY=VALUE"),
     (['--repeats', '0'], 'must be 1 or more'),
+    (['--only', 'jit on'], "--only 'jit on': no case has that in its name; the cases: blog as"),
 ])
-def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys):
+def test_bad_arguments_are_one_line_and_exit_2(args, message, capsys, tmp_path):
+    own = bench.own_build()
+    args = [a.replace('OWN', own) for a in args] + ['--out', str(tmp_path / 'bench')]
     with pytest.raises(SystemExit) as e:
         bench.main(args)
+    message = message.replace('OWN', own)
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert message in err and err.count('\n') == 1
@@ -79,38 +139,40 @@ def read_report(out):
         return json.load(f), md.read()
 
 
-def test_a_run_reports_each_case_and_survives_a_broken_build(tmp_path, capsys, monkeypatch):
+def test_a_run_reports_each_case_and_survives_a_broken_build(tmp_path, capsys):
     # An interpreter that fails as a broken TensorFlow build would: two lines of traceback.
     broken = tmp_path / 'python'
     broken.write_text('#!/bin/sh\necho "  import tensorflow" >&2\necho "ImportError: no" >&2\n'
                       'exit 1\n')
     broken.chmod(0o755)
     out = str(tmp_path / 'bench')
-    # One real case, --jit off: the blog's session and XLA's compiling would triple this test's
-    # time and prove nothing more here.
-    headline = bench.plan
-    monkeypatch.setattr(bench, 'plan', lambda builds, peers: [
-        c for c in headline(builds, peers)
-        if c['name'] == 'allconvnet.py --jit off' or c['build'] == 'broken'])
-    assert bench.main(['--build', 'broken=%s' % broken, '--repeats', '2', '--steps', '1',
-                       '--warmup', '1', '--out', out]) == 1
+    own = bench.own_build()
+    # One real case of the headline, --jit off (the blog's session and XLA's compiling would
+    # triple this test's time and prove nothing more here), and the broken build's.
+    assert bench.main(['--build', 'broken=%s' % broken, '--only', 'jit off', '--only', 'broken',
+                       '--repeats', '2', '--steps', '1', '--warmup', '1', '--out', out]) == 1
     printed = capsys.readouterr()
     assert ('case "broken build, allconvnet.py\'s defaults" failed (exit 1): '
             'import tensorflow / ImportError: no') in printed.err
     report, md = read_report(out)
-    stock, failed = report['cases']
-    assert stock['name'] == 'allconvnet.py --jit off' and stock['error'] is None
-    assert stock['threads'].startswith('TF default (allconvnet.py): ')
-    assert stock['images_per_s']['n'] == 2 and len(stock['seconds']) == 2
-    assert stock['xla'] is False
-    assert stock['gflops'] == pytest.approx(
-        stock['images_per_s']['median'] * report['flops_training'] / 1e9)
-    assert stock['peak_pct'] == pytest.approx(100 * stock['gflops'] / report['peak_gflops'])
+    ran, failed = report['cases']
+    assert ran['name'] == 'allconvnet.py --jit off' and ran['error'] is None
+    assert ran['build'] == own and report['builds'][own]['mkl'] == (own == 'mkl')
+    assert ran['threads'].startswith("allconvnet.py's session: ")
+    assert ran['images_per_s']['n'] == 2 and len(ran['seconds']) == 2
+    assert ran['xla'] is False
+    assert ran['gflops'] == pytest.approx(
+        ran['images_per_s']['median'] * report['flops_training'] / 1e9)
+    if report['peak_gflops']:
+        assert ran['peak_pct'] == pytest.approx(100 * ran['gflops'] / report['peak_gflops'])
+    else:
+        assert 'peak_pct' not in ran and '- Peak: unknown' in md
     assert failed['error'].startswith('case') and 'images_per_s' not in failed
-    assert report['builds']['stock']['versions']['keras'] == '1.2.2'
+    assert report['builds'][own]['versions']['keras'] == '1.2.2'
     assert report['machine']['cpu'] in md and report['machine']['cores'] >= 1
-    assert '| allconvnet.py --jit off | stock | TF default (allconvnet.py): ' in md
-    assert '| broken | TF default (allconvnet.py) |  | 32 | failed: case' in md
+    assert report['machine']['core'] == bench.core_of(bench.cpuinfo())
+    assert "| allconvnet.py --jit off | %s | allconvnet.py's session: " % own in md
+    assert "| broken | allconvnet.py's session |  | 32 | failed: case" in md
     assert 'allconvnet.py --jit off' in printed.out and 'Wrote' in printed.out
 
 
@@ -130,7 +192,7 @@ def test_rounds_run_the_list_in_turn_and_the_report_is_written_after_every_case(
                           'gpus': []}}
     monkeypatch.setattr(bench, 'run_case', run_case)
     assert bench.main(['--rounds', '2', '--out', out]) == 1
-    assert [name for name, _ in ran] == [c['name'] for c in bench.plan()] * 2
+    assert [name for name, _ in ran] == [c['name'] for c in bench.plan(bench.own_build())] * 2
     assert [seen for _, seen in ran[1:4]] == [[0, 0, 0], [0, 2, 0], [0, 2, 2]]
     report, md = read_report(out)
     assert [c['images_per_s']['n'] for c in report['cases']] == [2, 4, 4]
@@ -138,9 +200,19 @@ def test_rounds_run_the_list_in_turn_and_the_report_is_written_after_every_case(
     assert '| 32 | 24.0 | 16.0-32.0 | 67% |' in md and '| +0% |' in md
 
 
+def test_the_headline_runs_on_this_interpreters_build_and_its_names_claim_no_setting():
+    # The oneDNN venv's headline is the oneDNN build's, and --jit auto gives XLA only to the
+    # stock build: the XLA column says which, not the name.
+    cases = bench.plan('mkl', ['stock'])
+    assert [c['build'] for c in cases] == ['mkl', 'mkl', 'mkl', 'stock']
+    assert [(c['spec']['threads'], c['spec']['jit']) for c in cases] == [
+        ('keras', False), (None, False), (None, None), (None, None)]
+    assert not [c['name'] for c in cases[:3] if 'XLA' in c['name'] or 'stock' in c['name']]
+
+
 def test_a_peer_runs_in_the_headline_and_is_timed_as_a_worker_is():
     import sys
-    cases = bench.plan(['mkl'], ['fake'])
+    cases = bench.plan('stock', ['mkl'], ['fake'])
     names = [(c['name'], c['build']) for c in cases]
     assert ("mkl build, allconvnet.py's defaults", 'mkl') in names
     peer = cases[-1]

@@ -28,7 +28,7 @@ def pristine(tmp_path_factory):
     """A copy of the repo's text (no .git, .venv or logs)."""
     dest = str(tmp_path_factory.mktemp('copy') / 'repo')
     shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(
-        '.git', '.venv', 'logs', '__pycache__', '.pytest_cache', '*.h5', '*.hdf5'))
+        '.git', '.venv*', 'logs', '__pycache__', '.pytest_cache', '*.h5', '*.hdf5'))
     return dest
 
 
@@ -74,13 +74,49 @@ def test_a_moved_line_needs_only_a_regeneration(repo):
 
 
 def test_check_fails_when_a_changed_line_loses_its_reason(repo):
-    edit(os.path.join(repo, 'allconvnet.py'),
-         "    # blog: the summary of the single-device model, without the stray None. "
-         "[Keras 1.2.2 API]\n", '')
+    # The blank line above the comment ends the block that could have explained the line.
+    edit(os.path.join(repo, 'make_parallel.py'),
+         "# blog: `device` ('/gpu:%d', the post's placement, by default) lets tests and "
+         "--towers-on-cpu\n# put the towers on a session's virtual CPU devices ('/cpu:%d'). "
+         "[repo]\n", '')
     code, out = check(repo)
     assert code == 1
-    assert re.search(r"listing line 70 \('print \(model.summary\(\)\)'\) is changed at "
-                     r"allconvnet.py:\d+ but no `# blog:` comment explains it", out), out
+    assert re.search(r"listing line 14 \('def make_parallel\(model, gpu_count\):'\) is changed "
+                     r"at make_parallel.py:\d+ but no `# blog:` comment explains it", out), out
+
+
+def test_one_comment_explains_its_run_of_changed_and_added_lines():
+    files = {rel: blog_diff.Code(rel) for rel in blog_diff.CODE_FILES}
+    rows = {r[0]: r for r in blog_diff.align(blog_diff.read_listing(), files)}
+    mp = files['make_parallel.py']
+
+    def why(number):
+        number, text, block, status, code, a, b = rows[number]
+        assert status == 'changed' and code is mp, rows[number]
+        return blog_diff.reason(mp, a)[0]
+    # Listing lines 17 and 18 (size, stride) are changed one after the other under one comment.
+    assert why(17).startswith('TF 1.x takes tf.concat(values, axis)')
+    assert why(18) == why(17)
+    # Line 42's `return Model(...)` became three lines: one changed, two added after it.
+    added = next(run for code, run in blog_diff.added_runs(files)
+                 if code is mp and 'callback_model' in mp.lines[run[0]])
+    assert rows[42][6] + 1 == added[0]
+    assert blog_diff.reason(mp, added[0]) == blog_diff.reason(mp, rows[42][5])
+
+
+def test_a_line_the_listing_has_unchanged_ends_a_block(repo):
+    # Without their comment the tf.concat lines borrow none: the unchanged
+    # `shape = tf.shape(data)` above them ends the block of the comment on get_slice.
+    edit(os.path.join(repo, 'make_parallel.py'),
+         "    # blog: TF 1.x takes tf.concat(values, axis); the post's pre-1.0 tf.concat(0, values) "
+         "fails\n    # with \"Expected int32, got list containing Tensors\" (keras-extras issue #8). "
+         "[TF 1.15 API;\n    # keras-extras 23fb548]\n", '')
+    code, out = check(repo)
+    assert code == 1
+    for number in (17, 18):
+        assert re.search(r"listing line %d \('(size|stride) = tf.concat\(0, .*\)'\) is changed at "
+                         r"make_parallel.py:\d+ but no `# blog:` comment explains it" % number,
+                         out), out
 
 
 def test_check_fails_when_an_added_line_has_no_reason(repo):

@@ -1,5 +1,6 @@
 """tools/curves.py (compare, plot, claim) on small history.csv files made here, in-process."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pandas
 import pytest
 
+from runkit import Failure
 from runkit.plot import plot_run
 from tools import curves
 
@@ -218,7 +220,7 @@ def test_upstream_history_without_epoch_column_is_read_by_row(tmp_path):
     (['compare', 'a'], 'required: REFERENCE'),
     (['compare', 'a', 'b', '--tol-metric', 'speed=1'], "'speed=1'"),
     (['compare', 'a', 'b', '--tol-metric', 'loss'], "'loss'"),
-    (['compare', 'a', 'b', '--tol', '-1'], 'must be 0 or more'),
+    (['compare', 'a', 'b', '--tol', '-1'], '0 or more, got -1'),
     (['compare', 'a', 'b', '--metrics', 'val_acc,seconds'], "'val_acc,seconds'"),
     (['frobnicate'], "invalid choice: 'frobnicate'"),
 ])
@@ -308,3 +310,240 @@ def test_the_command_runs_as_a_module_without_keras_or_tensorflow(tmp_path, ref)
     imported = {line.split('|')[-1].strip() for line in proc.stderr.splitlines() if '|' in line}
     assert 'matplotlib' in imported
     assert not imported & {'keras', 'tensorflow'}
+
+
+# --- several references and reference sets -----------------------------------------------------
+
+# Five seeds' val_acc over three epochs: per epoch a mean of 0.20, 0.30, 0.40.
+SPREAD = [-0.02, -0.01, 0.0, 0.01, 0.02]
+
+
+def write_set(folder, builds=('mkl',) * 5, shift=0.0):
+    """A reference set: one run directory per seed, val_acc and val_loss spread around a mean."""
+    for i, (offset, build) in enumerate(zip(SPREAD, builds)):
+        run = dict(run_json(seed=i + 1, deterministic=False), tf_build=build)
+        write_run(os.path.join(str(folder), 'seed-%d' % (i + 1)),
+                  [0.2 + offset + shift, 0.3 + offset + shift, 0.4 + offset + shift], run=run)
+    return str(folder)
+
+
+def test_a_run_inside_a_set_s_band_exits_0_and_the_report_says_how_it_was_judged(tmp_path,
+                                                                                   capsys):
+    refs = write_set(tmp_path / 'set', builds=('mkl',) * 4 + ('stock',))
+    run = write_run(tmp_path / 'run', [0.21, 0.29, 0.40],
+                    run=dict(run_json(seed=77, deterministic=False), tf_build='mkl'))
+    code, out, _ = cli(capsys, 'compare', run, refs)
+    assert code == 0 and 'INSIDE the band at all 3 compared epochs' in out
+    assert 'references: 5 runs, seed-1, seed-2, seed-3, seed-4, seed-5' in out
+    assert 'val_acc, val_loss: mean +- t * s * sqrt(1 + 1/n)' in out  # both judged by default
+    header = next(line for line in out.splitlines() if line.lstrip().startswith('epoch '))
+    assert header.split() == ['epoch', 'val_acc', 'val_acc', 'band', 'val_loss', 'val_loss',
+                              'band', 'band']
+    # Seeds differ by design; the build differs within the set, which is shown as such.
+    assert "same settings, versions and machine type as the references'" in out
+    assert 'seed:' not in out and 'args.seed' not in out
+    assert 'differ among themselves in 1' in out
+    assert 'tf_build: run mkl; references mkl (seed-1 seed-2 seed-3 seed-4), stock (seed-5)' in out
+
+
+def test_a_run_outside_a_set_s_band_names_epoch_band_and_the_setting_that_differs(tmp_path,
+                                                                                  capsys):
+    refs = write_set(tmp_path / 'set')
+    run = write_run(tmp_path / 'run', [0.2, 0.5, 0.1], run=dict(
+        run_json(lr=0.03, seed=9, deterministic=False), tf_build='mkl'))
+    report = curves.compare(run, curves.load_references([refs]))
+    assert (report.exit_code, report.out_epochs) == (1, [2, 3])
+    assert report.first_out == (2, 'val_acc') and report.worst_out == (3, 'val_acc')
+    code, out, _ = cli(capsys, 'compare', run, refs)
+    assert code == 1 and 'first:     epoch 2, val_acc: run 0.5000, band ' in out
+    assert 'above it' in out.split('first:')[1].splitlines()[0]
+    assert 'worst:     epoch 3, val_acc: run 0.1000' in out and 'below it' in out
+    assert 'differs from the references in 1 setting(s):\n             optimizer.config.lr: ' \
+           '0.03 vs 0.01' in out
+
+
+def test_the_band_is_the_statistic_of_the_runs_at_each_epoch(tmp_path):
+    refs = curves.load_references([write_set(tmp_path / 'set')])
+    report = curves.compare(write_run(tmp_path / 'run', [0.2, 0.3, 0.4]), refs)
+    for epoch, mean in ((1, 0.2), (2, 0.3), (3, 0.4)):
+        centre, half = curves.band([mean + o for o in SPREAD], curves.LEVEL, 10000)
+        assert report.table.at[epoch, 'val_acc_centre'] == pytest.approx(centre)
+        assert report.table.at[epoch, 'val_acc_half'] == pytest.approx(half)
+    # The binomial term comes from the runs' test images: 128 widen the band.
+    for ref in refs:
+        ref.run = dict(ref.run, args=dict(ref.run['args'], test_limit=128))
+    wider = curves.compare(write_run(tmp_path / 'run2', [0.2, 0.3, 0.4]), refs)
+    assert wider.table.at[1, 'val_acc_half'] > report.table.at[1, 'val_acc_half'] * 1.5
+    assert wider.table.at[1, 'val_loss_half'] == pytest.approx(report.table.at[1, 'val_loss_half'])
+
+
+def test_a_set_member_is_left_out_of_its_own_band(tmp_path, capsys):
+    refs = write_set(tmp_path / 'set')
+    code, out, _ = cli(capsys, 'compare', os.path.join(refs, 'seed-1'), refs)
+    assert code == 0 and 'references: 4 runs, seed-2, seed-3, seed-4, seed-5' in out
+    assert 'the run is one of the references: it is left out of the band' in out
+
+
+def test_tol_with_several_references_widens_their_range(tmp_path, capsys):
+    refs = write_set(tmp_path / 'set')
+    member = write_run(tmp_path / 'copy', [0.18, 0.28, 0.38])  # seed-1's values
+    # A bitwise rerun of one run of a set passes a band of 1e-6 around the set's range ...
+    code, out, _ = cli(capsys, 'compare', member, refs, '--tol', '1e-6', '--metrics', 'all')
+    assert code == 0 and "the references' range widened by 1e-06 for val_acc" in out
+    # ... and a value 0.03 below the range does not, at 0.02.
+    below = write_run(tmp_path / 'below', [0.15, 0.28, 0.38])
+    assert cli(capsys, 'compare', below, refs, '--tol', '0.02')[0] == 1
+    assert cli(capsys, 'compare', below, refs, '--tol', '0.04')[0] == 0
+    # --tol-metric alone adds an absolute band beside the drawn ones.
+    report = curves.compare(below, curves.load_references([refs]),
+                            {'val_acc': None, 'loss': 0.5})
+    assert report.table.at[1, 'loss_half'] == pytest.approx(0.5)
+
+
+def test_several_runs_named_one_by_one_make_a_set(tmp_path):
+    refs = write_set(tmp_path / 'set')
+    names = [os.path.join(refs, 'seed-%d' % i) for i in range(1, 6)]
+    run = write_run(tmp_path / 'run', [0.2, 0.3, 0.6])
+    assert curves.compare(run, names).out_epochs == curves.compare(
+        run, curves.load_references([refs])).out_epochs == [3]
+    # Named twice (the set and one of its runs), a run counts once.
+    assert len(curves.load_references([refs, names[0]])) == 5
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['--level', '1'], 'below 1'),
+    (['--level', 'x'], "'x' is not a number"),
+])
+def test_bad_band_flags_are_one_line(tmp_path, capsys, argv, words):
+    refs = write_set(tmp_path / 'set')
+    with pytest.raises(SystemExit) as e:
+        curves.main(['compare', refs, refs] + argv)
+    assert_one_line_error(e.value.code, capsys.readouterr().err, words)
+
+
+def test_a_band_needs_two_runs(tmp_path, capsys):
+    pair = str(tmp_path / 'pair')
+    for i in (1, 2):
+        write_run(os.path.join(pair, 'seed-%d' % i), REF)
+    # One of a set of two, judged against the set: one run is left for the band.
+    assert_one_line_error(*cli(capsys, 'compare', os.path.join(pair, 'seed-1'), pair)[::2],
+                          'band needs two or more reference runs besides the run itself, not 1')
+    with pytest.raises(curves.CurvesError):
+        curves.compare(write_run(tmp_path / 'run', REF), [os.path.join(pair, 'seed-1')],
+                       {'val_acc': None})
+    # A set of one run is a single reference, compared within the default tolerance.
+    write_run(tmp_path / 'one' / 'seed-1', REF)
+    assert cli(capsys, 'compare', tmp_path / 'run', tmp_path / 'one')[0] == 0
+
+
+def test_band_prints_a_set_s_figures(tmp_path, capsys):
+    code, out, _ = cli(capsys, 'band', write_set(tmp_path / 'set'))
+    assert code == 0
+    assert out.startswith('5 runs (seed-1, seed-2, seed-3, seed-4, seed-5), band at level 0.995')
+    low, high = [curves.band([0.3 + o for o in SPREAD], curves.LEVEL, 10000)[i] for i in (0, 1)]
+    assert '| 2 | 0.3000 | 0.2800-0.3200 | %.4f-%.4f |' % (low - high, low + high) in out
+    assert 'val_acc: a run is outside once it is more than' in out
+
+
+# --- the band statistic ------------------------------------------------------------------------
+
+def test_band_is_the_normal_prediction_interval():
+    from scipy import stats  # another implementation of Student's quantile than band()'s
+    values = [0.30, 0.32, 0.35, 0.31, 0.33]
+    centre, half = curves.band(values, 0.99)
+    s = pandas.Series(values).std()
+    assert centre == pytest.approx(0.322)
+    assert half == pytest.approx(stats.t.ppf(0.995, 4) * s * (1 + 1 / 5.) ** 0.5)
+    # An accuracy's binomial noise widens it, even where the runs agree exactly.
+    assert curves.band([0.5, 0.5, 0.5], 0.99)[1] == 0
+    assert curves.band([0.5, 0.5, 0.5], 0.99, images=100)[1] == pytest.approx(
+        stats.t.ppf(0.995, 2) * (0.25 / 100 * (1 + 1 / 3.)) ** 0.5)
+    assert all(math.isnan(v) for v in curves.band([0.3, float('nan')]))
+
+
+def test_band_holds_one_more_run_as_often_as_its_level_says():
+    # The promise behind the band: with normal seed noise, a new run lands inside with
+    # probability `level`, whatever the number of runs.
+    import numpy
+    rng = numpy.random.RandomState(0)
+    for n, level in ((3, 0.9), (5, 0.9), (5, 0.5)):
+        draws = rng.normal(0.3, 0.02, size=(4000, n + 1))
+        inside = 0
+        for row in draws:
+            centre, half = curves.band(list(row[:n]), level)
+            inside += abs(row[n] - centre) <= half
+        assert abs(inside / 4000. - level) < 0.025, (n, level, inside)
+
+
+# --- plot and run.json input -------------------------------------------------------------------
+
+def test_plot_draws_a_set_as_its_band(tmp_path, capsys):
+    refs = write_set(tmp_path / 'set')
+    run = write_run(tmp_path / 'run', [0.2, 0.3, 0.5], run=run_json())
+    out = tmp_path / 'band.png'
+    code, printed, _ = cli(capsys, 'plot', run, '--reference', refs, '-o', out)
+    assert code == 0 and out.read_bytes()[:8] == PNG_MAGIC
+    label, frames = curves.band_curves(curves.load_references([refs]))
+    assert sorted(frames) == ['val_acc', 'val_loss'] and label.startswith('set: 5 runs')
+    assert (frames['val_acc']['low'] <= frames['val_acc']['min']).all()
+    assert (frames['val_acc']['max'] <= frames['val_acc']['high']).all()
+
+
+def test_a_one_epoch_run_is_drawn_with_whole_epoch_ticks_and_markers_that_differ():
+    from runkit.plot import figure
+    frame = pandas.DataFrame({'loss': [2.2], 'acc': [0.15], 'val_loss': [2.1], 'val_acc': [0.2]},
+                             index=pandas.Index([1], name='epoch'))
+    fig = figure([('one', frame)])
+    for ax in fig.axes:
+        low, high = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if low <= t <= high] == [1]
+        faces = {tuple(line.get_markerfacecolor()) if not isinstance(
+            line.get_markerfacecolor(), str) else line.get_markerfacecolor()
+            for line in ax.get_lines()}
+        assert len(faces) == 2  # validation filled, train hollow
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[-2:] == ['validation', 'train']
+
+
+def test_the_legend_names_the_recipe():
+    from runkit.plot import label
+    assert label('seed-1', dict(run_json(), recipe_name='upstream')).startswith(
+        'seed-1 (upstream recipe, SGD lr=0.01')
+
+
+@pytest.mark.parametrize('out, words', [
+    ('x.xyz', 'cannot write .xyz images'),
+    ('', "-o '': name the image"),
+    ('DIR', 'is a directory'),
+])
+def test_plot_to_a_path_it_cannot_write_is_one_line_and_leaves_nothing(tmp_path, ref, capsys,
+                                                                       monkeypatch, out, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'DIR').mkdir()
+    before = sorted(os.listdir(str(tmp_path)))
+    assert_one_line_error(*cli(capsys, 'plot', ref, '-o', out)[::2], words)
+    assert sorted(os.listdir(str(tmp_path))) == before
+    assert os.listdir(str(tmp_path / 'DIR')) == []
+
+
+def test_plot_leaves_no_temporary_file_when_the_rename_fails(tmp_path, ref):
+    # plot() itself, past the checks of the command line: the image's name is a directory.
+    from runkit.plot import plot as draw
+    (tmp_path / 'taken.png').mkdir()
+    frame = curves.load_history(ref).frame
+    # OSError, or the WriteFailed that runkit's writer makes of it.
+    with pytest.raises((OSError, Failure)):
+        draw([('ref', frame)], str(tmp_path / 'taken.png'))
+    assert sorted(os.listdir(str(tmp_path))) == ['ref', 'taken.png']
+
+
+@pytest.mark.parametrize('text', ['[1, 2]', '"finished"', '3', 'null'])
+def test_a_run_json_that_is_not_an_object_is_a_note(tmp_path, ref, capsys, text):
+    run = write_run(tmp_path / 'run', REF)
+    (tmp_path / 'run' / 'run.json').write_text(text)
+    code, out, err = cli(capsys, 'compare', run, ref)
+    assert code == 0 and err == ''
+    note = next(line for line in out.splitlines() if line.startswith('note:'))
+    assert 'run.json' in note and 'object' in note and 'labels and checks go without it' in note
+    assert cli(capsys, 'claim', run)[0] == 3
+    assert cli(capsys, 'plot', run, '-o', tmp_path / 'c.png')[0] == 0

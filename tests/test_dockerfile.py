@@ -35,6 +35,9 @@ ir = docker_module('image_requirements')
 DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
 NGC_DOCKERFILE = os.path.join(ROOT, 'docker', 'ngc.Dockerfile')
 HADOLINT_CONFIG = os.path.join(ROOT, '.hadolint.yaml')
+# The self-check's reference set (issue 20) and what of it the images carry.
+REFERENCE_SET = 'logs/reference/upstream-10k'
+REFERENCE_SENT = ('README.md', 'seed-1/history.csv', 'seed-1/run.json', 'seed-1/command.txt')
 # NVIDIA deleted these from Docker Hub in 2023 (NVIDIA/nvidia-docker#1768, #1790).
 DELETED_BASE = re.compile(r'^(docker\.io/)?nvidia/cuda:(9|10)\.')
 
@@ -422,7 +425,7 @@ def test_ngc_image_is_labelled_unverified(ngc_parser):
     assert ngc_parser.labels['org.opencontainers.image.description'].startswith('UNVERIFIED')
     docs = read('docs', 'docker.md')
     section = docs[docs.index('## Ampere and Hopper'):]
-    assert 'docker build -f docker/ngc.Dockerfile -t allconvnet:ngc .' in section
+    assert 'docker build -f docker/ngc.Dockerfile -t allconvnet .' in section
     assert 'unverified' in section.split('\n## ')[0].lower()
 
 
@@ -564,9 +567,17 @@ def test_cifar10_is_baked_only_on_request(parser):
     # No URL of its own: empty means runkit.dataset's default, the one a first run uses.
     assert args['CIFAR10_URL'] == ''
     copies = [i['value'].split() for i in values(bake, 'COPY')]
-    assert ['runkit/__init__.py', 'runkit/dataset.py', '/tmp/bake/runkit/'] in copies
-    assert not any(w.startswith('runkit/') and w not in ('runkit/__init__.py', 'runkit/dataset.py')
-                   for words in copies for w in words)
+    # runkit/dataset.py and what it imports of runkit, transitively, and nothing else of it.
+    needed, todo = set(), ['runkit/__init__.py', 'runkit/dataset.py']
+    while todo:
+        path = todo.pop()
+        if path not in needed:
+            needed.add(path)
+            todo += [m.replace('.', '/') + '.py' for m in project_imports(os.path.join(ROOT, path))
+                     if os.path.isfile(os.path.join(ROOT, m.replace('.', '/') + '.py'))]
+    copied = [w for words in copies for w in words[:-1] if w.startswith('runkit/')]
+    assert sorted(copied) == sorted(needed), copied
+    assert [words[-1] for words in copies if 'runkit/dataset.py' in words] == ['/tmp/bake/runkit/']
     user = values(bake, 'USER')[-1]
     assert expand(user['value'], user['args']) == '1000:1000'
 
@@ -605,9 +616,19 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies(dockerfile):
                 continue
             sources += [w for w in words[:-1] if not w.startswith('--')]
     for source in sources:
+        if source.rstrip('/') == REFERENCE_SET:
+            continue
         assert not ignored(source.rstrip('/') + ('/x.py' if source.endswith('/') else '')), source
+    # The reference set: its text files only, whatever else a run left beside them.
+    assert REFERENCE_SET + '/' in sources
+    for name in REFERENCE_SENT:
+        assert not ignored(REFERENCE_SET + '/' + name), name
+    for name in ('seed-1/curves.png', 'seed-1/model.h5', 'seed-1/weights.best.hdf5',
+                 'seed-1/state.h5', 'curves.png'):
+        assert ignored(REFERENCE_SET + '/' + name), name
     for path in ('.venv/bin/python', 'logs/run/history.csv', '.git/HEAD', 'tests/conftest.py',
-                 'docs/docker.md', 'tools/blog_diff.py', 'runkit/__pycache__/cli.cpython-37.pyc'):
+                 'docs/docker.md', 'tools/blog_diff.py', 'runkit/__pycache__/cli.cpython-37.pyc',
+                 'logs/reference/upstream-50k/history.csv', 'tools/build_image.sh'):
         assert ignored(path), path
 
 
@@ -726,3 +747,212 @@ def test_bake_script_downloads_from_the_build_argument(mirror, tmp_path, monkeyp
         bake_cifar10.main(['1', str(empty_context), url + '/missing.tar.gz'])
     assert 'HTTP 404' in str(e.value) and 'docker/cifar10/' in str(e.value)
     assert '\n' not in str(e.value)
+
+
+# The run lines the docs and headers give, against the images ---------------------------------
+
+def docker_commands(text, verb):
+    """Every `docker <verb> ...` command line in `text` (README and docs code blocks, a
+    Dockerfile's header), its backslash continuations joined, as shlex words."""
+    import shlex
+    text = re.sub(r'\\\n[#\s]*', ' ', text)
+    found = []
+    for line in text.splitlines():
+        command = line.lstrip('# ')
+        if command.startswith('docker %s ' % verb):
+            found.append(shlex.split(command.split('  #')[0]))
+    return found
+
+
+def header(path):
+    """A Dockerfile's comment lines before its first instruction."""
+    lines = []
+    for line in read(path).splitlines():
+        if line and not line.startswith('#'):
+            break
+        lines.append(line)
+    return '\n'.join(lines)
+
+
+def mounts(words):
+    """{container path: source} of a docker run's -v options."""
+    return dict(reversed(words[i + 1].split(':')[:2]) for i, w in enumerate(words) if w == '-v')
+
+
+def image_mount_points(dfp):
+    """What the image makes for mounting: the VOLUMEs and the mkdir'd cache folders."""
+    final = final_stage(dfp)
+    points = set(json.loads(values(final, 'VOLUME')[-1]['value']))
+    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
+    mkdir = next(step.strip() for step in ' '.join(useradd['value'].split()).split('&&')
+                 if step.strip().startswith('mkdir -p '))
+    return points | set(mkdir.split()[2:])
+
+
+@pytest.mark.parametrize('which', ['main', 'ngc'])
+def test_each_header_gives_its_own_build_and_run_line(parser, ngc_parser, which):
+    dfp, path = (parser, 'Dockerfile') if which == 'main' else (ngc_parser,
+                                                                'docker/ngc.Dockerfile')
+    text = header(path)
+    builds = docker_commands(text, 'build')
+    expected = (['docker', 'build', '-t', 'allconvnet', '.'] if which == 'main' else
+                ['docker', 'build', '-f', 'docker/ngc.Dockerfile', '-t', 'allconvnet', '.'])
+    assert builds == [expected], builds
+    (run,) = docker_commands(text, 'run')
+    assert run[:4] == ['docker', 'run', '--rm', '--gpus'] and run[-1] == 'allconvnet', run
+    mounted = mounts(run)
+    assert set(mounted) <= image_mount_points(dfp), mounted
+    assert '/app/logs' in mounted and '/home/allconv/.keras/datasets' in mounted
+    # The CUDA 10 image JIT-compiles on GPUs it has no SASS for; NVIDIA's build has the kernels.
+    cache = env_of(dfp)['CUDA_CACHE_PATH']
+    assert (cache in mounted) == (which == 'main'), mounted
+
+
+def test_the_readme_says_first_which_image_for_which_gpu():
+    readme = read('README.md')
+    section = readme[readme.index('## On an NVIDIA GPU'):]
+    first = section[:section.index('```')]
+    assert 'Volta' in first and 'Ampere' in first and '7.5' in first and '8.0' in first
+    assert '`docker build -t allconvnet .`' in first
+    assert '`docker build -f docker/ngc.Dockerfile -t allconvnet .`' in first
+    assert '`make image`' in first and '`docker run --gpus all allconvnet`' in first
+    # The build command the refusal gives is the README's.
+    from runkit import session
+    assert '`%s`' % session.NGC_BUILD in first
+
+
+def selfcheck_line():
+    readme = read('README.md')
+    (words,) = [w for w in docker_commands(readme, 'run') if 'tools.selfcheck' in w]
+    return words
+
+
+def test_the_selfcheck_line_runs_in_both_images(parser, ngc_parser):
+    words = selfcheck_line()
+    assert words == docker_commands(read('docs', 'docker.md'), 'run')[
+        [('tools.selfcheck' in w) for w in docker_commands(read('docs', 'docker.md'),
+                                                           'run')].index(True)]
+    image = words.index('allconvnet')
+    assert words[image + 1:] == ['-m', 'tools.selfcheck']
+    entrypoint = words[words.index('--entrypoint') + 1]
+    # A bare `python`: the venv's, first on PATH, in the CUDA 10 image; the image's own in NGC's
+    # (which has no /opt/venv).
+    assert entrypoint == 'python'
+    assert env_of(parser)['PATH'].split(':')[0] == '/opt/venv/bin'
+    assert json.loads(values(final_stage(ngc_parser), 'ENTRYPOINT')[-1]['value'])[0] == 'python'
+    for dfp in (parser, ngc_parser):
+        assert set(mounts(words)) <= image_mount_points(dfp)
+        assert '/app/logs' in mounts(words)
+        files = image_files(dfp)
+        # `-m tools.selfcheck` from WORKDIR /app, and the project modules it imports.
+        assert {'tools/__init__.py', 'tools/selfcheck.py'} <= files, sorted(files)
+        for module in project_imports(os.path.join(ROOT, 'tools', 'selfcheck.py')):
+            path = module.replace('.', '/')
+            assert path + '.py' in files or path + '/__init__.py' in files, module
+
+
+def image_files(dfp):
+    """The repository files the final stage copies under WORKDIR /app, as repository paths."""
+    files = set()
+    for words in code_copies(dfp):
+        for source in words[:-1]:
+            if source.endswith('/'):
+                for base, _, names in os.walk(os.path.join(ROOT, source)):
+                    files.update(os.path.relpath(os.path.join(base, n), ROOT) for n in names)
+            else:
+                files.add(source)
+    return files
+
+
+def project_imports(path):
+    """The modules of this repository that the file at `path` imports, absolute names."""
+    import ast
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update('%s.%s' % (node.module, a.name) for a in node.names)
+    local = ('tools', 'runkit', 'allconvnet', 'make_parallel', 'predict')
+    found = set()
+    for name in names:
+        if name.split('.')[0] in local:
+            # `from runkit import plot` names a module; `from runkit.plot import plot_run` not.
+            path = os.path.join(ROOT, *name.split('.'))
+            if os.path.isfile(path + '.py') or os.path.isdir(path):
+                found.add(name)
+    return found
+
+
+@pytest.mark.parametrize('which', ['main', 'ngc'])
+def test_the_reference_set_is_where_the_selfcheck_looks_and_no_volume_hides_it(
+        parser, ngc_parser, which):
+    dfp = parser if which == 'main' else ngc_parser
+    final = final_stage(dfp)
+    workdir = values(final, 'WORKDIR')[-1]['value']
+    (copy,) = [words for words in code_copies(dfp) if words[0] == REFERENCE_SET + '/']
+    inside = os.path.normpath(os.path.join(workdir, copy[-1]))
+    assert env_of(dfp)['ALLCONVNET_REFERENCE_SET'] == inside
+    for volume in json.loads(values(final, 'VOLUME')[-1]['value']):
+        assert not (inside + '/').startswith(volume.rstrip('/') + '/'), (inside, volume)
+    # The self-check's default is that variable (tools/selfcheck.py, issue 20).
+    assert 'ALLCONVNET_REFERENCE_SET' in read('tools', 'selfcheck.py')
+
+
+def test_the_reference_set_has_what_the_image_copies():
+    root = os.path.join(ROOT, REFERENCE_SET)
+    assert os.path.isfile(os.path.join(root, 'README.md'))
+    seeds = sorted(glob.glob(os.path.join(root, 'seed-*')))
+    assert len(seeds) >= 5, seeds
+    for seed in seeds:
+        for name in ('history.csv', 'run.json', 'command.txt'):
+            assert os.path.isfile(os.path.join(seed, name)), (seed, name)
+
+
+# make image ---------------------------------------------------------------------------------
+
+def build_image(tmp_path, smi=None, gpus=None):
+    """tools/build_image.sh with DRY_RUN=1 on a host whose nvidia-smi prints `smi` (None: one
+    too old for compute_cap, as drivers before 510) and whose libcuda.so.1 shows `gpus`
+    ("name=major.minor;...", the stand-in; None: no driver); (exit code, stdout)."""
+    import standin_cuda
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir(exist_ok=True)
+    smi_script = ('#!/bin/sh\nprintf "%s"\n' % smi if smi is not None else
+                  '#!/bin/sh\necho \'Field "compute_cap" is not a valid field to query.\'\n'
+                  'exit 2\n')
+    (bin_dir / 'nvidia-smi').write_text(smi_script)
+    (bin_dir / 'nvidia-smi').chmod(0o755)
+    env = dict(os.environ, DRY_RUN='1', PATH='%s:%s:/usr/bin:/bin' % (
+        bin_dir, os.path.dirname(sys.executable)))
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    env.pop('LD_LIBRARY_PATH', None)
+    if gpus is not None:
+        env.update(LD_LIBRARY_PATH=standin_cuda.build(str(tmp_path / 'lib')),
+                   STANDIN_CUDA_GPUS=gpus)
+    run = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'build_image.sh')], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=60)
+    return run.returncode, run.stdout
+
+
+def test_make_image_picks_the_dockerfile_by_compute_capability(tmp_path):
+    code, out = build_image(tmp_path, smi='7.0\\n8.6\\n')
+    assert code == 0, out
+    assert out.startswith('make image: docker/ngc.Dockerfile: compute capability 7.0, 8.6 '
+                          '(nvidia-smi): 8.0 or newer'), out
+    assert 'docker build -f docker/ngc.Dockerfile -t allconvnet ' in out
+    code, out = build_image(tmp_path, smi='7.5\\n')
+    assert code == 0 and out.startswith('make image: Dockerfile: compute capability 7.5 '), out
+    assert 'docker build -f Dockerfile -t allconvnet ' in out
+    # nvidia-smi too old to say: the driver itself, through libcuda.so.1.
+    code, out = build_image(tmp_path, gpus='NVIDIA H100 80GB HBM3=9.0')
+    assert code == 0 and out.startswith('make image: docker/ngc.Dockerfile: compute capability '
+                                        '9.0 (libcuda.so.1)'), out
+    # No GPU seen at all: the CUDA 10 image, saying so.
+    code, out = build_image(tmp_path)
+    assert code == 0 and out.startswith('make image: Dockerfile: no GPU seen'), out
+    assert re.search(r'^image:\n\ttools/build_image\.sh ', read('Makefile'), re.M)

@@ -1,8 +1,10 @@
 """Fetching CIFAR-10: runkit.dataset.ensure against a real HTTP server on 127.0.0.1 (conftest's
 `mirror`), serving the synthetic archive in CIFAR-10's on-disk format. No mock of the download."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -39,7 +41,8 @@ def test_download_verifies_unpacks_and_is_read_by_keras(empty_home, mirror, caps
 
 @pytest.mark.parametrize('path,fragments', [
     ('/corrupt.tar.gz', ['has MD5', 'expected c58f30108f718f92721af3b95e74349a']),
-    ('/short.tar.gz', ['was cut short', 'retrieval incomplete']),
+    ('/short.tar.gz', ['was cut short', 'bytes']),
+    ('/loop.tar.gz', ['redirect']),
     ('/missing.tar.gz', ['HTTP 404']),
 ])
 def test_failed_download_is_one_line_and_leaves_nothing(empty_home, mirror, path, fragments):
@@ -97,7 +100,7 @@ def test_command_line_fails_in_one_line(empty_home, refused_url):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith('runkit.dataset: error: cannot reach')
+    assert proc.stderr.strip().splitlines()[-1].startswith('python -m runkit.dataset: error: cannot reach')
 
 
 def test_command_line_takes_mirror_and_checksum_from_the_environment(empty_home, mirror,
@@ -109,9 +112,8 @@ def test_command_line_takes_mirror_and_checksum_from_the_environment(empty_home,
         capsys.readouterr().out
 
 
-def test_ctrl_c_during_the_download_keeps_nothing(empty_home, mirror):
-    import signal
-    import time
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_during_the_download_keeps_nothing(empty_home, mirror, signum):
     env = dict(os.environ, HOME=str(empty_home), PYTHONUNBUFFERED='1',
                **{dataset.URL_VARIABLE: mirror[0] + '/slow.tar.gz'})
     proc = subprocess.Popen([sys.executable, '-m', 'runkit.dataset'], cwd=ROOT, env=env,
@@ -123,8 +125,69 @@ def test_ctrl_c_during_the_download_keeps_nothing(empty_home, mirror):
             n.endswith('.part') and os.path.getsize(str(datadir / n)) > 0
             for n in (os.listdir(str(datadir)) if datadir.exists() else [])):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and 'Traceback' not in err
-    assert err.strip().splitlines()[-1].endswith('interrupted; nothing was kept')
+    assert proc.returncode == 128 + signum and 'Traceback' not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        'python -m runkit.dataset: interrupted by %s during the CIFAR-10 download; nothing '
+        'was kept' % signal.Signals(signum).name)
     assert left_behind(empty_home) == []
+
+
+def test_a_stalled_mirror_is_given_up_in_one_line(empty_home, mirror, monkeypatch):
+    # The real loop with a short window: one byte every 0.2 s is far under 1000 bytes/s.
+    monkeypatch.setattr(dataset, 'RATE_WINDOW', 1)
+    monkeypatch.setattr(dataset, 'MIN_RATE', 1000)
+    url = mirror[0] + '/trickle.tar.gz'
+    started = time.time()
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure(url, mirror[1])
+    assert time.time() - started < 10
+    message = str(e.value)
+    assert message.startswith('download of %s stalled: ' % url) and 'bytes/s' in message
+    assert left_behind(empty_home) == []
+
+
+def tar_with(path, members):
+    """A gzipped tar at `path` holding the (TarInfo, bytes or None) `members`."""
+    import io
+    import tarfile
+    with tarfile.open(str(path), 'w:gz') as t:
+        for info, data in members:
+            t.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def member(name, kind=None, data=b'x', target=''):
+    import tarfile
+    info = tarfile.TarInfo(name)
+    info.size = len(data) if kind is None else 0
+    if kind:
+        info.type, info.linkname = kind, target
+    return info, (data if kind is None else None)
+
+
+@pytest.mark.parametrize('evil', ['../escaped', '/tmp/absolute-escape', 'elsewhere/x',
+                                  'cifar-10-batches-py/../../escaped', 'symlink', 'hardlink',
+                                  'fifo'])
+def test_an_archive_that_escapes_its_folder_is_refused_naming_the_member(empty_home, tmp_path,
+                                                                         evil):
+    import hashlib
+    import tarfile
+    kinds = {'symlink': member('cifar-10-batches-py/data_batch_1', tarfile.SYMTYPE,
+                               target='/etc/passwd'),
+             'hardlink': member('cifar-10-batches-py/data_batch_1', tarfile.LNKTYPE,
+                                target='/etc/passwd'),
+             'fifo': member('cifar-10-batches-py/data_batch_1', tarfile.FIFOTYPE)}
+    bad = kinds.get(evil) or member(evil)
+    datadir = empty_home / '.keras' / 'datasets'
+    datadir.mkdir(parents=True)
+    archive = datadir / 'cifar-10-batches-py.tar.gz'
+    tar_with(archive, [member('cifar-10-batches-py/batches.meta'), bad])
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    with pytest.raises(dataset.DatasetError) as e:
+        dataset.ensure('http://127.0.0.1:9/unused', md5)
+    assert repr(bad[0].name) in str(e.value) and 'nothing was' in str(e.value)
+    assert sorted(os.listdir(str(datadir))) == ['cifar-10-batches-py.tar.gz']
+    assert not os.path.lexists('/tmp/absolute-escape')
+    assert not (empty_home / '.keras' / 'escaped').exists()
+    assert not (tmp_path / 'escaped').exists()

@@ -8,41 +8,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
-from types import SimpleNamespace
 
 import pandas
 import pytest
 
-import allconvnet
-from conftest import ROOT, run_allconvnet
-from runkit import guards
-
-TINY = ['--train-limit', '64', '--test-limit', '32', '--quiet']
-
-
-def one_clear_line(proc, *fragments):
-    """Exit 2, a single `allconvnet.py: error:` line on stderr naming every fragment."""
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
-    assert len(errors) == 1, proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
-
-
-def refused(argv, capsys):
-    """allconvnet.py's main in this process, as `python allconvnet.py ARGV` ends: its exit
-    code and stderr, for the refusals that come before any TensorFlow session."""
-    try:
-        code = guards.exit_code(lambda: allconvnet.main(argv))
-    except SystemExit as e:  # argparse's own exit
-        code = e.code
-    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
-
+from helpers import TINY, one_clear_line, refused, run_allconvnet, start_allconvnet, wait_for_rows
 
 # -- bad flags: refused before any training starts -------------------------------------
 
@@ -67,17 +37,18 @@ def test_logdir_that_cannot_be_created(tmp_path, capsys):
 
 
 def test_finished_run_is_not_overwritten_unless_asked(tmp_path, capsys):
-    from runkit.records import check_logdir
+    from runkit.records import claim
     logdir = tmp_path / 'done'
     logdir.mkdir()
     (logdir / 'run.json').write_text(json.dumps({'status': 'finished'}))
     (logdir / 'history.csv').write_text('epoch,loss\n1,2.3\n2,2.2\n')
     (logdir / 'notes.txt').write_text('the user\'s own file')
     proc = refused(['--logdir', str(logdir), '--epochs', '1'] + TINY, capsys)
-    one_clear_line(proc, 'already holds a finished run', '--overwrite')
+    one_clear_line(proc, "a run with status 'finished'", 'history.csv', '--overwrite')
     assert json.loads((logdir / 'run.json').read_text()) == {'status': 'finished'}
+    assert sorted(os.listdir(str(logdir))) == ['history.csv', 'notes.txt', 'run.json']
     # --overwrite: the old run's files go, so the new history is not appended to; others stay.
-    check_logdir(str(logdir), overwrite=True)
+    claim(str(logdir), overwrite=True).release()
     assert sorted(os.listdir(str(logdir))) == ['notes.txt']
 
 
@@ -136,10 +107,6 @@ def missing_test_batch(datadir, folder, good):
     os.unlink(str(folder / 'test_batch'))
 
 
-def no_cache(datadir, folder, good):
-    shutil.rmtree(str(datadir))
-
-
 def folder_without_archive(datadir, folder, good):
     os.unlink(str(datadir / 'cifar-10-batches-py.tar.gz'))
 
@@ -174,22 +141,6 @@ def test_unreachable_mirror_fails_naming_the_manual_route_before_any_session(
 
 # -- interrupted runs lose nothing and resume -----------------------------------------
 
-def start_allconvnet(args, home):
-    env = dict(os.environ, HOME=home, PYTHONUNBUFFERED='1')
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'allconvnet.py')] + args,
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True)
-
-
-def wait_for_rows(path, rows, proc, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(path) and len(pandas.read_csv(path)) >= rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError('no %d finished epochs in %s' % (rows, path))
-
-
 # Resuming is the same after either signal, so one case resumes.
 @pytest.mark.parametrize('signum,resume', [(signal.SIGTERM, True), (signal.SIGINT, False)])
 def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_path, signum,
@@ -203,6 +154,7 @@ def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_pa
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, err[-2000:]
     assert 'Traceback' not in err and '--resume %s' % logdir in err
+    assert 'interrupted by %s; epochs 1-' % signal.Signals(signum).name in err
     run = json.load(open(os.path.join(logdir, 'run.json')))
     assert run['status'] == 'interrupted' and run['signal'] == signum
     done = run['last_epoch']

@@ -1,4 +1,5 @@
-"""Rerun the tiny synthetic reference (logs/reference/synthetic-tiny) and judge it with curves.py.
+"""Rerun the tiny synthetic reference (logs/reference/synthetic-tiny, or synthetic-tiny-mkl on
+the oneDNN build: the builds' kernels round differently) and judge it with curves.py.
 
 (a) A rerun of the reference's own command must match it within 1e-6 on every curve column:
     with --seed and --deterministic on the CPU the reruns measured bitwise identical.
@@ -15,12 +16,20 @@ import sys
 
 import pytest
 
-from conftest import run_side_by_side
+from helpers import ROOT as REPO, run_side_by_side
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(REPO, 'logs', 'reference', 'synthetic-tiny')
+
+def tf_build():
+    from tensorflow.python import pywrap_tensorflow
+    return 'mkl' if pywrap_tensorflow.IsMklEnabled() else 'stock'
+
+
+REFERENCE = os.path.join(REPO, 'logs', 'reference', 'synthetic-tiny' + (
+    '-mkl' if tf_build() == 'mkl' else ''))
 # Every curve column (not the wall-clock `seconds`), with a band far below any real change.
 TIGHT = ['--metrics', 'all', '--tol', '1e-6']
+
+
 def reference_argv(logdir):
     """The reference run's own arguments (from its run.json), writing to `logdir` instead."""
     with open(os.path.join(REFERENCE, 'run.json')) as f:

@@ -8,7 +8,8 @@ import allconvnet
 from make_parallel import make_parallel
 from runkit.recipes import RECIPES
 from runkit.callbacks import AtomicModelCheckpoint
-from runkit.records import replace_atomically
+from runkit.errors import WriteFailed
+from runkit.files import write_via
 from runkit.resume import restore_state, save_state
 
 
@@ -40,7 +41,7 @@ def test_state_round_trip_restores_weights_momenta_and_decay_clock(cpu_session, 
         np.testing.assert_array_equal(a, b)
 
 
-def test_replace_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
+def test_write_via_keeps_the_old_file_when_writing_fails(tmp_path):
     path = str(tmp_path / 'model.h5')
     with open(path, 'w') as f:
         f.write('good')
@@ -49,9 +50,10 @@ def test_replace_atomically_keeps_the_old_file_when_writing_fails(tmp_path):
         with open(tmp, 'w') as f:
             f.write('half')
         raise IOError('disk full')
-    with pytest.raises(IOError):
-        replace_atomically(crash, path)
+    with pytest.raises(WriteFailed, match='model.h5: disk full'):
+        write_via(crash, path)
     assert open(path).read() == 'good'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.h5']
 
 
 def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path):
@@ -63,11 +65,11 @@ def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path
     checkpoint.on_epoch_end(0, {'val_acc': 0.2})
     good = open(path, 'rb').read()
 
-    def crash(filepath, overwrite=True):
-        with open(filepath, 'wb') as f:
-            f.write(b'truncated')
+    def crash(buffer, overwrite=True):
+        buffer.write(b'truncated')
         raise KeyboardInterrupt
     template.save = crash
     with pytest.raises(KeyboardInterrupt):
         checkpoint.on_epoch_end(1, {'val_acc': 0.5})
     assert open(path, 'rb').read() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['weights.best.hdf5']

@@ -1,4 +1,5 @@
-"""runkit/session.py: the session allconvnet.py trains in, and XLA really clustering (or not)."""
+"""runkit/session.py: the session allconvnet.py trains in, XLA really clustering (or not), and
+the refusal of GPUs the official CUDA 10.0 build has no kernels for, through a stand-in driver."""
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import ROOT
-from runkit import session
+from runkit import Refused, session
 
 JIT = tf.OptimizerOptions.ON_1
 
@@ -114,20 +115,217 @@ def test_cuda_probe_reads_the_driver_without_a_session():
     assert all(isinstance(n, str) and len(cc) == 2 and cc[0] >= 1 for n, cc in gpus)
 
 
-@pytest.mark.parametrize('gpus,version,with_cuda,warned', [
-    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5', True, True),
-    ([('Tesla V100', (7, 0)), ('NVIDIA H100', (9, 0))], '1.15.5', True, True),
-    ([('Tesla V100-SXM2-16GB', (7, 0))], '1.15.5', True, False),
-    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5+nv23.03', True, False),  # NVIDIA's TF1 build
-    ([('NVIDIA A100-SXM4-40GB', (8, 0))], '1.15.5', False, False),  # the CPU wheel uses no GPU
-    ([], '1.15.5', True, False),
+A100 = ('NVIDIA A100-SXM4-40GB', (8, 0))
+RTX4090 = ('NVIDIA GeForce RTX 4090', (8, 9))
+H100 = ('NVIDIA H100 80GB HBM3', (9, 0))
+V100 = ('Tesla V100-SXM2-16GB', (7, 0))
+NGC_BUILD = 'docker build -f docker/ngc.Dockerfile -t allconvnet .'
+
+
+@pytest.mark.parametrize('gpus,wanted,version,with_cuda,refused', [
+    ([A100], 'all', '1.15.5', True, ['GPU 0 (NVIDIA A100-SXM4-40GB, compute capability 8.0)']),
+    ([V100, H100], 'all', '1.15.5', True,
+     ['GPU 1 (NVIDIA H100 80GB HBM3, compute capability 9.0)']),
+    ([V100, H100], 1, '1.15.5', True, []),  # --gpus 1: the V100 alone
+    ([RTX4090, V100], 0, '1.15.5', True, []),  # --gpus 0: no GPU at all
+    ([V100], 'all', '1.15.5', True, []),
+    ([A100], 'all', '1.15.5+nv23.03', True, []),  # NVIDIA's TF1 build
+    ([A100], 'all', '1.15.5', False, []),  # the CPU wheel uses no GPU
+    ([], 'all', '1.15.5', True, []),
 ])
-def test_newer_gpu_warning_is_one_line_naming_gpu_and_alternative(gpus, version, with_cuda,
-                                                                  warned):
-    line = session.newer_gpu_warning(gpus, version, with_cuda)
-    assert (line is not None) == warned
-    if warned:
-        assert '\n' not in line and line.startswith('allconvnet.py: warning:')
-        assert 'GPU %d (%s, compute capability' % (len(gpus) - 1, gpus[-1][0]) in line
-        assert '30 minutes' in line and 'docker/ngc.Dockerfile' in line
-        assert 'Tesla V100' not in line
+def test_newer_gpus_are_the_used_ones_the_official_build_has_no_kernels_for(
+        gpus, wanted, version, with_cuda, refused):
+    assert session.newer_gpus(session.gpus_used(gpus, wanted), version, with_cuda) == refused
+
+
+def test_the_refusal_is_one_line_with_the_build_command_and_the_override():
+    used = session.gpus_used([V100, A100, H100], 'all')
+    with pytest.raises(Refused) as e:
+        session.check_newer_gpus(used, environ={}, version='1.15.5', with_cuda=True)
+    line = str(e.value)
+    assert '\n' not in line
+    assert 'GPU 1 (NVIDIA A100-SXM4-40GB, compute capability 8.0), GPU 2 (NVIDIA H100 80GB ' \
+           'HBM3, compute capability 9.0) are too new' in line
+    assert 'Tesla V100' not in line and 'leave them out (CUDA_VISIBLE_DEVICES' in line
+    assert NGC_BUILD in line and 'ALLCONVNET_ALLOW_NEWER_GPU=1 tries anyway' in line
+    # '0' is no override; the GPUs that would not train are never reason to refuse.
+    with pytest.raises(Refused):
+        session.check_newer_gpus(used, environ={session.ALLOW_NEWER_GPU: '0'},
+                                 version='1.15.5', with_cuda=True)
+    assert session.check_newer_gpus(used[:1], environ={}, version='1.15.5',
+                                    with_cuda=True) is None
+
+
+def test_the_override_goes_ahead_and_says_so(capsys):
+    record = session.check_newer_gpus(session.gpus_used([A100], 'all'),
+                                      environ={session.ALLOW_NEWER_GPU: '1'},
+                                      version='1.15.5', with_cuda=True)
+    assert record == {'variable': 'ALLCONVNET_ALLOW_NEWER_GPU', 'value': '1',
+                      'gpus': ['GPU 0 (NVIDIA A100-SXM4-40GB, compute capability 8.0)']}
+    warning = capsys.readouterr().err.strip()
+    assert '\n' not in warning and warning.startswith('allconvnet.py: warning: '
+                                                      'ALLCONVNET_ALLOW_NEWER_GPU=1: ')
+
+
+def test_the_session_sees_only_the_gpus_asked_for():
+    assert session.config(gpus=2).gpu_options.visible_device_list == '0,1'
+    hidden = session.config(gpus=0)
+    assert hidden.device_count['GPU'] == 0 and hidden.gpu_options.visible_device_list == ''
+    every = session.config()
+    assert 'GPU' not in every.device_count and every.gpu_options.visible_device_list == ''
+
+
+# -- the refusal through the real code path: a stand-in libcuda.so.1 (tests/standin_cuda.py) --
+
+# The suite's TensorFlow is the CPU wheel; the image's is the official CUDA 10.0 build
+# (tensorflow-gpu 1.15.5), or NVIDIA's. Python imports sitecustomize from PYTHONPATH at start,
+# so allconvnet.py then sees the build STANDIN_TF_BUILD names: a test hook that stays out of
+# the project's code.
+FAKE_BUILD = '''
+import os
+import tensorflow as tf
+tf.test.is_built_with_cuda = lambda: True
+tf.__version__ = {'cuda10': '1.15.5', 'nv': '1.15.5+nv23.03'}[os.environ['STANDIN_TF_BUILD']]
+'''
+
+
+@pytest.fixture(scope='module')
+def standin(tmp_path_factory):
+    """(folder holding the stand-in libcuda.so.1, folder holding the fake build's
+    sitecustomize.py)."""
+    import standin_cuda
+    root = tmp_path_factory.mktemp('standin')
+    fake = root / 'fake-build'
+    fake.mkdir()
+    (fake / 'sitecustomize.py').write_text(FAKE_BUILD)
+    return standin_cuda.build(str(root / 'lib')), str(fake)
+
+
+@pytest.fixture
+def host(monkeypatch):
+    """No GPU choice or override of this shell's leaks into the runs below."""
+    for name in ('CUDA_VISIBLE_DEVICES', 'ALLCONVNET_ALLOW_NEWER_GPU', 'PYTHONPATH'):
+        monkeypatch.delenv(name, raising=False)
+
+
+def driver(standin, tmp_path, gpus, build='cuda10', **extra):
+    """The environment of an allconvnet.py run on a host with `gpus` [(name, (major, minor))]
+    and the TensorFlow `build` ('cuda10', 'nv', or None for the suite's own CPU wheel)."""
+    lib, fake = standin
+    env = {'LD_LIBRARY_PATH': lib, 'STANDIN_CUDA_LOG': str(tmp_path / 'cuda.log'),
+           'STANDIN_CUDA_GPUS': ';'.join('%s=%d.%d' % (name, cc[0], cc[1]) for name, cc in gpus)}
+    if build:
+        env.update(PYTHONPATH=fake, STANDIN_TF_BUILD=build)
+    env.update(extra)
+    return env
+
+
+def run_on(jobs, timeout=600):
+    """[(CompletedProcess, seconds until the last ended)] of allconvnet.py runs side by side,
+    each (args, home, env)."""
+    import time
+    from helpers import run_side_by_side
+    start = time.monotonic()
+    done = run_side_by_side(jobs, timeout)
+    return [(proc, time.monotonic() - start) for proc in done]
+
+
+TINY = ['--epochs', '1', '--train-limit', '32', '--test-limit', '32', '--quiet']
+
+
+def error_line(proc):
+    """The one `allconvnet.py: error:` line, which must end stderr; exit code 2."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('allconvnet.py: error:')]
+    assert len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0], \
+        proc.stderr[-3000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    return errors[0]
+
+
+def went_ahead(proc, gpus_asked):
+    """A run the check let through: the suite's TensorFlow sees no GPU, so setup's own count
+    of the session's GPUs refuses --gpus N next, which only a run past the check reaches."""
+    line = error_line(proc)
+    assert line == ('allconvnet.py: error: --gpus %d asks for more GPUs than the 0 visible'
+                    % gpus_asked), line
+
+
+def test_a_gpu_of_compute_capability_8_is_refused_in_seconds(standin, host, cifar_home,
+                                                             tmp_path):
+    logdir = tmp_path / 'run'
+    (proc, seconds), = run_on([(['--logdir', str(logdir)] + TINY, cifar_home,
+                                driver(standin, tmp_path, [A100]))])
+    line = error_line(proc)
+    assert seconds < 10, '%.1f s' % seconds
+    assert 'GPU 0 (NVIDIA A100-SXM4-40GB, compute capability 8.0) is too new' in line, line
+    assert NGC_BUILD in line and 'ALLCONVNET_ALLOW_NEWER_GPU=1' in line, line
+    # Asked through libcuda itself, once, before any session (none is made: no run.json).
+    calls = (tmp_path / 'cuda.log').read_text().split('\n')
+    assert calls[:3] == ['cuInit 0', 'cuDeviceGetCount 1', 'cuDeviceGet 0'], calls
+    assert 'cuDeviceGetAttribute 75' in calls and 'cuDeviceGetAttribute 76' in calls
+    assert calls.count('cuInit 0') == 1
+    assert not (logdir / 'run.json').exists()
+
+
+def test_refusals_name_the_gpus_that_would_train_and_older_ones_go_ahead(standin, host,
+                                                                         cifar_home, tmp_path):
+    hosts = {
+        'three new': ([A100, RTX4090, H100], ['--gpus', 'all'], {}, 'cuda10'),
+        'mixed, all': ([V100, A100], ['--gpus', 'all'], {}, 'cuda10'),
+        'mixed, --gpus 1': ([V100, A100], ['--gpus', '1'], {}, 'cuda10'),
+        'visible 1': ([A100, V100], ['--gpus', '1'], {'CUDA_VISIBLE_DEVICES': '1'}, 'cuda10'),
+        'visible 1,0, all': ([A100, V100], ['--gpus', 'all'], {'CUDA_VISIBLE_DEVICES': '1,0'},
+                             'cuda10'),
+        'NVIDIA build': ([A100], ['--gpus', '1'], {}, 'nv'),
+        'V100': ([V100], ['--gpus', '1'], {}, 'cuda10'),
+        'CPU wheel': ([H100], ['--gpus', '1'], {}, None),
+    }
+    jobs = []
+    for n, (name, (gpus, args, extra, build)) in enumerate(sorted(hosts.items())):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        jobs.append((args + ['--logdir', str(folder / 'run')] + TINY, cifar_home,
+                     driver(standin, folder, gpus, build, **extra)))
+    done = {}
+    # Four at a time: each holds the whole synthetic CIFAR-10 in memory.
+    names = sorted(hosts)
+    for first in range(0, len(jobs), 4):
+        for name, (proc, _) in zip(names[first:first + 4], run_on(jobs[first:first + 4])):
+            done[name] = proc
+    line = error_line(done['three new'])
+    assert ('GPU 0 (NVIDIA A100-SXM4-40GB, compute capability 8.0), GPU 1 (NVIDIA GeForce RTX '
+            '4090, compute capability 8.9), GPU 2 (NVIDIA H100 80GB HBM3, compute capability '
+            '9.0) are too new') in line, line
+    line = error_line(done['mixed, all'])
+    assert 'GPU 1 (NVIDIA A100-SXM4-40GB, compute capability 8.0) is too new' in line, line
+    assert 'V100' not in line and 'CUDA_VISIBLE_DEVICES' in line, line
+    # CUDA_VISIBLE_DEVICES=1,0 makes the A100 CUDA's GPU 1, as the real driver would.
+    line = error_line(done['visible 1,0, all'])
+    assert 'GPU 1 (NVIDIA A100-SXM4-40GB, compute capability 8.0)' in line and 'V100' not in line
+    for name in ('mixed, --gpus 1', 'visible 1', 'NVIDIA build', 'V100', 'CPU wheel'):
+        went_ahead(done[name], 1)
+
+
+def test_the_override_trains_and_run_json_records_it_and_7_0_trains(standin, host, cifar_home,
+                                                                    tmp_path):
+    import json
+    override, plain = tmp_path / 'override', tmp_path / 'plain'
+    override.mkdir()
+    plain.mkdir()
+    done = run_on([
+        (['--logdir', str(override / 'run')] + TINY, cifar_home,
+         driver(standin, override, [A100], ALLCONVNET_ALLOW_NEWER_GPU='1')),
+        (['--logdir', str(plain / 'run')] + TINY, cifar_home, driver(standin, plain, [V100]))])
+    for proc, _ in done:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    warned = [l for l in done[0][0].stderr.splitlines() if 'ALLCONVNET_ALLOW_NEWER_GPU=1' in l]
+    assert len(warned) == 1 and warned[0].startswith('allconvnet.py: warning:'), warned
+    assert 'ALLCONVNET_ALLOW_NEWER_GPU' not in done[1][0].stderr
+    with open(str(override / 'run' / 'run.json')) as f:
+        assert json.load(f)['newer_gpu_override'] == {
+            'variable': 'ALLCONVNET_ALLOW_NEWER_GPU', 'value': '1',
+            'gpus': ['GPU 0 (NVIDIA A100-SXM4-40GB, compute capability 8.0)']}
+    with open(str(plain / 'run' / 'run.json')) as f:
+        run = json.load(f)
+    assert run['status'] == 'finished' and run['newer_gpu_override'] is None

@@ -1,16 +1,19 @@
 """Measure what training All-CNN-C costs on this machine: images/s, FLOPs, fraction of peak.
 
-    python -m tools.bench [--build NAME=PYTHON ...] [--peer NAME=COMMAND ...] [--rounds K]
-                          [--repeats R] [--steps S] [--warmup W] [--out DIR]
+    python -m tools.bench [--build NAME=PYTHON ...] [--peer NAME=COMMAND ...] [--only TEXT ...]
+                          [--rounds K] [--repeats R] [--steps S] [--warmup W] [--out DIR]
 
-Run from the repository root. Side by side at batch 32: the blog as published (Keras' own
-session), allconvnet.py with --jit off and with its default for the blog's run (XLA on where
-no GPU is visible), allconvnet.py's defaults on every --build, and every --peer (the same
-network in another framework). Each case runs in a fresh process, warms up, then times R
-repeats of S steps; with --rounds K the whole list runs K times in turn, so that a slow minute
-on the machine hits every case alike. The median images/s and the spread are set beside the
-FLOPs counted from the model's layers and the machine's peak, in DIR/bench.json and
-DIR/bench.md (default DIR: logs/bench/<UTC time>), rewritten after every case.
+Run from the repository root. Side by side at batch 32, on this interpreter's TensorFlow build
+(named as setup.sh's TF_BUILD names it: stock, or mkl for Intel's oneDNN build): the blog as
+published (Keras' own session), allconvnet.py with --jit off and with its default for the blog's
+run (--jit auto: XLA with the stock build where no GPU is visible, never with oneDNN); then
+allconvnet.py's defaults on every --build, and every --peer (the same network in another
+framework); --only keeps the cases whose name contains TEXT. Each case runs in a fresh process,
+warms up, then times R repeats of S steps; with --rounds K the whole list runs K times in turn,
+so that a slow minute on the machine hits every case alike. The median images/s and the spread
+are set beside the FLOPs counted from the model's layers and the machine's peak, in
+DIR/bench.json and DIR/bench.md (default DIR: logs/bench/<UTC time>), rewritten after every
+case. The defaults take about 2 minutes on 2 cores.
 """
 import argparse
 import json
@@ -30,29 +33,84 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
 # The blog's run, nb_epoch = 1000 of CIFAR-10's 50,000 images: what --jit auto decides for.
 BLOG_RUN_IMAGES = 1000 * 50000
-THREADS = {'keras': "Keras' own session (TF defaults)", 'peer': "the peer's own"}
+THREADS = {'keras': "Keras' own session (TF defaults)", 'peer': "the peer's own",
+           None: "allconvnet.py's session"}
 TABLE_HEAD = ['| case | build | threads (intra/inter) | XLA | batch | images/s (median) | min-max '
               '| spread | GFLOP/s | % of peak | vs first row |',
               '|---|---|---|---|---:|---:|---|---:|---:|---:|---:|']
 
-# Single-precision FLOPs one core can start per cycle, by instruction set: two vector FMA pipes
-# per core (Intel since Haswell, AMD since Zen 2), each FMA two FLOPs; AVX without FMA starts
-# one 8-lane multiply and one 8-lane add per cycle, SSE the same on 4 lanes.
-ISAS = [({'avx512f'}, 64, 'AVX-512 (2 FMA pipes x 16 lanes x 2)'),
-        ({'avx2', 'fma'}, 32, 'AVX2+FMA (2 FMA pipes x 8 lanes x 2)'),
-        ({'avx'}, 16, 'AVX (8-lane multiply + 8-lane add)'),
-        (set(), 8, 'SSE (4-lane multiply + 4-lane add)')]
+# The widest instruction set /proc/cpuinfo's flags name, first match.
+ISAS = (('AVX-512', {'avx512f'}), ('AVX2+FMA', {'avx2', 'fma'}), ('AVX', {'avx'}), ('SSE', set()))
+# AMD's cores by cpu family and model, as Linux tells them apart (arch/x86/kernel/cpu/amd.c,
+# bsp_init_amd). Family 0x1a is Zen 5 (and Zen 6 to come) in both its widths, see below.
+AMD_CORES = ((0x17, ((0x00, 0x2f), (0x50, 0x5f)), 'Zen 1'),
+             (0x17, ((0x30, 0x4f), (0x60, 0x7f), (0x90, 0x91), (0xa0, 0xaf)), 'Zen 2'),
+             (0x19, ((0x00, 0x0f), (0x20, 0x5f)), 'Zen 3'),
+             (0x19, ((0x10, 0x1f), (0x60, 0xaf)), 'Zen 4'),
+             (0x1a, ((0x00, 0xff),), 'family 0x1a (Zen 5 or later)'))
+# Single-precision FLOPs one core can start per cycle, by instruction set and core (None: any
+# core not named): FMA pipes x lanes x 2 FLOPs per FMA. None where the flags and the core do
+# not tell; the reason says what it could be.
+PER_CYCLE = {
+    ('AVX-512', 'Zen 4'): (32, "2 256-bit FMA pipes x 8 lanes x 2: Zen 4 runs a 512-bit "
+                               "instruction as two 256-bit halves"),
+    ('AVX-512', 'family 0x1a (Zen 5 or later)'): (
+        None, '64 on the 512-bit FMA pipes of the desktop and server parts, 32 on the 256-bit '
+              'ones of the mobile parts; the cpu model does not tell this table which'),
+    ('AVX-512', None): (
+        None, '64 with two 512-bit FMA units (Intel Xeon Platinum, Gold 6000 and others), 32 with '
+              'one (Xeon Bronze, Silver and most Gold 5000 of Skylake-SP and Cascade Lake, '
+              "Intel's client cores) or on 256-bit pipes; /proc/cpuinfo does not say which"),
+    ('AVX2+FMA', 'Zen 1'): (16, '2 128-bit FMA pipes x 4 lanes x 2: Zen 1 splits 256-bit '
+                                'instructions in two'),
+    ('AVX2+FMA', None): (32, '2 256-bit FMA pipes x 8 lanes x 2, as Intel has since Haswell and '
+                             'AMD since Zen 2'),
+    ('AVX', None): (16, 'an 8-lane multiply and an 8-lane add per cycle'),
+    ('SSE', None): (8, 'a 4-lane multiply and a 4-lane add per cycle'),
+}
 
 
-def flops_per_cycle(flags):
-    """(FLOPs per cycle, instruction set) for the widest set in ISAS that `flags` has."""
-    return next((n, isa) for needs, n, isa in ISAS if needs <= set(flags))
+def cpuinfo(path='/proc/cpuinfo'):
+    """The first processor's fields in /proc/cpuinfo; {} where there is none."""
+    fields = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(':')
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def core_of(fields):
+    """The core's name from /proc/cpuinfo's vendor_id, cpu family and model, or None."""
+    try:
+        family, model = int(fields['cpu family']), int(fields['model'])
+    except (KeyError, ValueError):
+        return None
+    if fields.get('vendor_id') != 'AuthenticAMD':
+        return None
+    return next((name for f, models, name in AMD_CORES
+                 if f == family and any(lo <= model <= hi for lo, hi in models)), None)
+
+
+def flops_per_cycle(flags, core=None):
+    """(FP32 FLOPs per cycle or None where it cannot tell, what that is) for the widest
+    instruction set `flags` has, on `core` (core_of's name)."""
+    isa = next(name for name, needs in ISAS if needs <= set(flags))
+    per_cycle, why = PER_CYCLE.get((isa, core)) or PER_CYCLE[isa, None]
+    return per_cycle, '%s on %s: %s' % (isa, core or 'this core', why)
 
 
 def peak_gflops(machine):
-    """(cores x GHz x FLOPs per cycle or None without a frequency, FLOPs per cycle, ISA)."""
-    per_cycle, isa = flops_per_cycle(machine['flags'])
-    peak = machine['cores'] * machine['mhz'] / 1000. * per_cycle if machine['mhz'] else None
+    """(cores x GHz x FLOPs per cycle, or None without a frequency or a per-cycle figure;
+    FLOPs per cycle; what they are)."""
+    per_cycle, isa = flops_per_cycle(machine['flags'], machine.get('core'))
+    peak = (machine['cores'] * machine['mhz'] / 1000. * per_cycle
+            if machine['mhz'] and per_cycle else None)
     return peak, per_cycle, isa
 
 
@@ -63,18 +121,15 @@ def flops_per_image(model):
     two FLOPs each. Training adds the gradient with respect to the kernel (as many) and with
     respect to the layer's input (as many, except for the first layer: nothing asks for the
     gradient of the image). Biases, ReLU, dropout, pooling and softmax are counted too, one
-    FLOP per output element, for completeness; they are under 1% here.
+    FLOP per output element, for completeness; they are under 1% here. All-CNN-C has no other
+    layer with weights.
     """
     forward = training = 0
     first = True
     for layer in model.layers:
         elements = int(np.prod(layer.output_shape[1:]))
-        macs = 0
         if hasattr(layer, 'nb_row'):  # Convolution2D
             macs = elements * layer.nb_row * layer.nb_col * layer.input_shape[-1]
-        elif hasattr(layer, 'output_dim'):  # Dense
-            macs = layer.input_shape[-1] * layer.output_dim
-        if macs:
             forward += 2 * macs + elements  # + bias
             training += 2 * macs * (2 if first else 3) + 2 * elements
             first = False
@@ -84,15 +139,27 @@ def flops_per_image(model):
     return forward, training
 
 
+def tf_distribution():
+    """The TensorFlow distribution this interpreter has installed, read from its metadata
+    (importing TensorFlow would take seconds)."""
+    import pkg_resources
+    installed = {d.project_name.lower() for d in pkg_resources.working_set}
+    return next((name for name in ('intel-tensorflow', 'tensorflow', 'tensorflow-gpu')
+                 if name in installed), 'unknown')
+
+
+def own_build():
+    """This interpreter's build, by setup.sh's TF_BUILD names: 'mkl' for intel-tensorflow."""
+    return 'mkl' if tf_distribution() == 'intel-tensorflow' else 'stock'
+
+
 def worker(spec):
     """Time one case in this process: its images per repeat, seconds per repeat, FLOPs, build."""
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    import pkg_resources
     import tensorflow as tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from keras import backend as K
-    from keras.optimizers import SGD
     import allconvnet
     from runkit import recipes, records, session
     K.set_image_dim_ordering('tf')
@@ -117,10 +184,9 @@ def worker(spec):
     blog = recipes.RECIPES['blog']
     model = allconvnet.build_model(blog)
     result['flops_forward'], result['flops_training'] = flops_per_image(model)
-    # As allconvnet.py compiles: the recipe's choice, with the listing's SGD object at hand.
-    listing_sgd = SGD(lr=0.1, decay=1e-6, momentum=0.9, nesterov=True)
+    # As allconvnet.py compiles the blog recipe: the string 'sgd', so no SGD object to pass.
     model.compile(loss='categorical_crossentropy', metrics=['accuracy'],
-                  optimizer=recipes.compile_argument(blog['optimizer'], listing_sgd))
+                  optimizer=recipes.compile_argument(blog['optimizer'], None))
 
     def work(n):
         for i in range(n):
@@ -132,23 +198,21 @@ def worker(spec):
         start = time.perf_counter()
         work(steps)
         result['seconds'].append(time.perf_counter() - start)
-    installed = {d.project_name.lower() for d in pkg_resources.working_set}
     result['build'] = {
-        'distribution': next((name for name in ('intel-tensorflow', 'tensorflow', 'tensorflow-gpu')
-                              if name in installed), 'unknown'),
-        'mkl': build == 'mkl', 'versions': records.versions(),
+        'distribution': tf_distribution(), 'mkl': build == 'mkl', 'versions': records.versions(),
         'gpus': [d.name for d in tf.config.experimental.list_physical_devices('GPU')]}
     return result
 
 
-def plan(builds=(), peers=()):
-    """The cases in the order they run, at the blog's batch_size; `jit` None is --jit auto."""
-    def case(name, build='stock', kind='train', threads=None, jit=None):
+def plan(own, builds=(), peers=()):
+    """The cases in the order they run, at the blog's batch_size: the first three on this
+    interpreter's build `own`; `jit` None is --jit auto, which the XLA column reports."""
+    def case(name, build=own, kind='train', threads=None, jit=None):
         return {'name': name, 'build': build, 'kind': kind, 'results': [], 'error': None,
                 'spec': {'batch': 32, 'threads': threads, 'jit': jit}}
     return ([case('blog as published: Keras 1.2.2 makes the session', threads='keras', jit=False),
              case('allconvnet.py --jit off', jit=False),
-             case("allconvnet.py's default for the blog's run (--jit auto: XLA on)")] +
+             case("allconvnet.py's default for the blog's run (--jit auto)")] +
             [case("%s build, allconvnet.py's defaults" % name, build=name) for name in builds] +
             [case('%s peer: the same network and batch' % name, build=name, kind='peer',
                   threads='peer') for name in peers])
@@ -179,19 +243,21 @@ def summarize(results):
 
 def report_of(cases, settings, started, command):
     from runkit.records import machine  # here, not above: it imports Keras
-    info = machine(details=True)
+    info = dict(machine(details=True), core=core_of(cpuinfo()))
     peak, per_cycle, isa = peak_gflops(info)
     builds = {c['build']: c['results'][-1]['build'] for c in cases if c['results']}
     first = next((r for c in cases for r in c['results'] if 'flops_training' in r), {})
+    # The GPUs any build saw: a CPU-only build and a peer report none.
+    gpus = sorted({g for b in builds.values() for g in b.get('gpus', [])})
     report = {'started': started, 'command': command, 'settings': settings,
-              'machine': {k: info[k] for k in ('cpu', 'cores', 'mhz')},
-              'gpus': builds.get('stock', {}).get('gpus', []), 'peak_gflops': peak,
+              'machine': {k: info[k] for k in ('cpu', 'cores', 'mhz', 'core')},
+              'gpus': gpus, 'peak_gflops': peak,
               'flops_per_cycle': per_cycle, 'isa': isa, 'builds': builds, 'cases': [],
               'flops_training': first.get('flops_training'),
               'flops_forward': first.get('flops_forward')}
     for c in cases:
         r = {'name': c['name'], 'build': c['build'], 'batch': c['spec']['batch'],
-             'threads': THREADS.get(c['spec']['threads'], 'TF default (allconvnet.py)'),
+             'threads': THREADS[c['spec']['threads']],
              'error': c['error']}
         if c['results']:
             one = c['results'][0]
@@ -208,14 +274,24 @@ def report_of(cases, settings, started, command):
     return report
 
 
+def peak_line(report):
+    m, peak, per_cycle = report['machine'], report['peak_gflops'], report['flops_per_cycle']
+    if peak:
+        return ('- Peak: %.1f GFLOP/s = %d cores x %.3f GHz x %d FLOP/cycle, %s'
+                % (peak, m['cores'], m['mhz'] / 1000., per_cycle, report['isa']))
+    if per_cycle:
+        return ('- Peak: unknown, /proc/cpuinfo gives no frequency; %d FLOP/cycle per core, %s'
+                % (per_cycle, report['isa']))
+    return '- Peak: unknown, the FLOPs per cycle are not known: %s' % report['isa']
+
+
 def markdown(report):
-    m, peak = report['machine'], report['peak_gflops']
+    m = report['machine']
     lines = ['# tools/bench.py, %s' % report['started'], '',
-             '- Machine: %s, %d logical CPUs, %s MHz (from /proc/cpuinfo), GPUs: %s'
-             % (m['cpu'], m['cores'], m['mhz'], ', '.join(report['gpus']) or 'none'),
-             '- Peak: %s GFLOP/s = %d cores x %.3f GHz x %d FLOP/cycle, %s'
-             % ('%.1f' % peak if peak else 'unknown', m['cores'], (m['mhz'] or 0) / 1000.,
-                report['flops_per_cycle'], report['isa']),
+             '- Machine: %s (%s), %d logical CPUs, %s MHz (from /proc/cpuinfo), GPUs: %s'
+             % (m['cpu'], m.get('core') or 'core not known', m['cores'], m['mhz'],
+                ', '.join(report['gpus']) or 'none'),
+             peak_line(report),
              '- FLOPs per image (counted from the layers): %s GFLOP forward, %s GFLOP training'
              % tuple('%.3f' % (f / 1e9) if f else '?'
                      for f in (report['flops_forward'], report['flops_training'])),
@@ -263,17 +339,30 @@ def parse_args(argv):
     p.add_argument('--repeats', type=positive_int, default=5)
     p.add_argument('--steps', type=positive_int, default=10, help='steps per repeat')
     p.add_argument('--warmup', type=positive_int, default=3, help='untimed steps first')
+    p.add_argument('--only', action='append', default=[], metavar='TEXT',
+                   help="run only the cases whose name contains TEXT, e.g. --only 'jit off' "
+                   '(repeatable: any of them)')
     p.add_argument('--rounds', type=positive_int, default=1, help='times through the whole list')
     p.add_argument('--out', default=None, help='directory for bench.json and bench.md')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return args
-    for name, python in args.build:
-        if name == 'stock':
-            p.error("--build: 'stock' is this interpreter; give the other build another name")
-        if not os.access(python, os.X_OK):
-            p.error('--build %s: %s is not an executable interpreter' % (name, python))
+    args.own = own_build()
+    # Each name picks the command its cases run with, so no two may share one.
+    taken = {args.own: "this interpreter's build"}
+    for option, name, command in ([('--build',) + b for b in args.build] +
+                                  [('--peer',) + b for b in args.peer]):
+        if name in taken:
+            p.error('%s: %r is %s; give this one another name' % (option, name, taken[name]))
+        taken[name] = 'the name of %s %s' % (option, name)
+        if option == '--build' and not os.access(command, os.X_OK):
+            p.error('--build %s: %s is not an executable interpreter' % (name, command))
+    every = plan(args.own, [name for name, _ in args.build], [name for name, _ in args.peer])
+    args.cases = [c for c in every if not args.only or any(t in c['name'] for t in args.only)]
+    if not args.cases:
+        p.error('--only %s: no case has that in its name; the cases: %s'
+                % (', '.join(map(repr, args.only)), '; '.join(c['name'] for c in every)))
     args.out = args.out or os.path.join(ROOT, 'logs', 'bench',
                                         time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()))
     try:
@@ -288,11 +377,12 @@ def main(argv=None):
     if args.worker:
         print(RESULT_TAG + json.dumps(worker(json.loads(args.worker))))
         return 0
-    commands = dict([('stock', sys.executable)] + args.build + args.peer)
+    commands = dict([(args.own, sys.executable)] + args.build + args.peer)
     settings = {'repeats': args.repeats, 'steps': args.steps, 'warmup': args.warmup}
-    cases = plan([name for name, _ in args.build], [name for name, _ in args.peer])
+    cases = args.cases
     started = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
-    command = ' '.join(['python -m tools.bench'] + list(sys.argv[1:] if argv is None else argv))
+    command = ' '.join(['python -m tools.bench'] + [shlex.quote(a) for a in (
+        sys.argv[1:] if argv is None else argv)])
 
     def report():
         return report_of(cases, dict(settings, rounds=args.rounds), started, command)

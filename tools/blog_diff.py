@@ -3,9 +3,12 @@ README's table of differences, and a --check that they are still true.
 
 The listing (docs/blog_listing.txt) is aligned with the code by its text: difflib over the
 lines of each file with the whitespace outside strings removed. The reasons are the code's own
-`# blog: <why> [<source>; ...]` comments, each above the lines it explains; an added or changed
-line without one inherits it from an identical line that has one. The post's prose claims are
-docs/blog_claims.csv. Nothing is typed twice, so a refactor only needs a regeneration.
+`# blog: <why> [<source>; ...]` comments. One comment explains its block: the lines below it
+down to the next blank line, the next `# blog:` comment or the next line the listing has
+unchanged, so that a run of changed and added lines needs one comment, however many listing
+lines in it are changed. An added or changed line in no block takes the reason of an identical
+line that has one. The post's prose claims are docs/blog_claims.csv. Nothing is typed twice,
+so a refactor only needs a regeneration.
 
     python -m tools.blog_diff                 regenerate the documents
     python -m tools.blog_diff --check         exit 1 if a document is stale, a listing line is
@@ -116,6 +119,8 @@ class Code:
         self.keys = [squeeze(l) for l in self.lines]
         self.tags = {}  # index of a tag's last line -> (reason, sources)
         self.code = []  # indexes of code and comment lines: not tags, docstrings, blanks
+        self.used = set()  # indexes of the lines that carry a listing line (align fills it)
+        self.same = set()  # of those, the lines that carry it unchanged
         docs = set()  # docstring lines: prose, not code (Python 3.7 gives a string's last line)
         for node in ast.walk(ast.parse('\n'.join(self.lines))):
             if isinstance(node, ast.Expr) and isinstance(node.value, ast.Str):
@@ -163,14 +168,14 @@ def read_listing():
     return lines
 
 
-def best_window(listing_key, code, candidates, used, fuzzy=True):
+def best_window(listing_key, code, candidates, fuzzy=True):
     """(status, a, b, ratio) of the unused line or run of up to 8 lines in `candidates` closest
     to the listing line: 'same' when joined they have its key."""
     windows = []
     for a in candidates:
         key = ''
         for b in range(a, min(a + 8, len(code.lines))):
-            if a in used or b in used or (b > a and b not in code.code):
+            if a in code.used or b in code.used or (b > a and b not in code.code):
                 break
             key += code.keys[b]
             if key == listing_key:
@@ -190,71 +195,88 @@ def best_window(listing_key, code, candidates, used, fuzzy=True):
     return best
 
 
+def equal_pairs(keys, code):
+    """{index in `keys`: code line} for the listing lines difflib finds unchanged, in order."""
+    matcher = difflib.SequenceMatcher(None, keys, [code.keys[k] for k in code.code],
+                                      autojunk=False)
+    return {i1 + d: code.code[j1 + d] for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            if tag == 'equal' for d in range(i2 - i1)}
+
+
+def search(key, code, files, gap):
+    """(status, a, b, ratio, Code) for a listing line difflib did not pair, or None: between
+    its paired neighbours (`gap`) first, so that the order holds; elsewhere, or in another file
+    (the blog recipe's lines are in runkit/recipes.py), only the same line or a close one."""
+    near = best_window(key, code, gap) + (code,)
+    others = [code] + [f for f in files.values() if f is not code]
+    exact = [best_window(key, f, f.code, fuzzy=False) + (f,) for f in others]
+    found = next((f for f in [near] + exact if f[0] == 'same'), None)
+    if found is not None or near[3] >= 0.4:
+        return found or near
+    best_far = max([best_window(key, f, f.code) + (f,) for f in others], key=lambda f: f[3])
+    return best_far if best_far[3] >= 0.6 else None
+
+
+def statement_end(code, a, b):
+    """The last line of the statement that starts on `a` and has reached `b`: a changed
+    statement is all of its lines."""
+    def unclosed(keys):
+        return sum(keys.count(c) for c in '([{') > sum(keys.count(c) for c in ')]}')
+    while b + 1 < len(code.lines) and unclosed(''.join(code.keys[a:b + 1])):
+        b += 1
+    return b
+
+
+def place(i, keys, pairs, code, files, rows):
+    """(status, a, b, ratio, Code) of the `i`th line of a listing block whose home is `code`,
+    or None; `rows` are the lines placed so far."""
+    k = pairs.get(i)
+    if k is not None and k not in code.used:
+        return 'same', k, k, 1., code
+    before = next((r[6] for r in reversed(rows) if r[4] is code), -1)
+    after = min([pairs[j] for j in pairs if j > i] or [len(code.lines)])
+    found = search(keys[i], code, files, [k for k in code.code if before < k < after])
+    if found and found[0] == 'changed':
+        found = found[:2] + (statement_end(found[4], found[1], found[2]),) + found[3:]
+    return found
+
+
 def align(listing, files):
-    """[(number, text, block, status, Code, a, b)], one per listing line."""
-    out, used = [], {rel: set() for rel in files}
+    """[(number, text, block, status, Code, a, b)], one per listing line; fills each Code's
+    `used` and `same`."""
+    rows = []
     for block, lines in itertools.groupby(listing, key=lambda line: line[2]):
         lines = list(lines)
         code = files[HOME.get(block, 'allconvnet.py')]
         keys = [squeeze(t) for _, t, _ in lines]
-        seq = [code.keys[k] for k in code.code]
-        matcher = difflib.SequenceMatcher(None, keys, seq, autojunk=False)
-        pairs = {}
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-            if tag == 'equal':
-                for d in range(i2 - i1):
-                    pairs[i1 + d] = code.code[j1 + d]
+        pairs = equal_pairs(keys, code)
         for i, (number, text, _) in enumerate(lines):
-            if i in pairs and pairs[i] not in used[code.rel]:
-                k = pairs[i]
-                used[code.rel].add(k)
-                out.append((number, text, block, 'same', code, k, k))
-                continue
-            # Between the neighbours already paired first, so that the order holds; elsewhere,
-            # or in another file (the blog recipe's lines are in runkit/recipes.py), only
-            # the same line or a close one.
-            before = next((r[6] for r in reversed(out) if r[4] is code), -1)
-            after = min([pairs[j] for j in pairs if j > i] or [len(code.lines)])
-            gap = [k for k in code.code if before < k < after]
-            near = best_window(keys[i], code, gap, used[code.rel]) + (code,)
-            others = [code] + [f for f in files.values() if f is not code]
-            far = [best_window(keys[i], f, f.code, used[f.rel], fuzzy=False) + (f,)
-                   for f in others]
-            found = next((f for f in [near] + far if f[0] == 'same'), None)
-            if found is None and near[3] < 0.4:
-                far = [best_window(keys[i], f, f.code, used[f.rel]) + (f,) for f in others]
-                best_far = max(far, key=lambda f: f[3])
-                found = best_far if best_far[3] >= 0.6 else None
-            elif found is None:
-                found = near
+            found = place(i, keys, pairs, code, files, rows)
             if found is None:
-                out.append((number, text, block, 'unmatched', None, None, None))
+                rows.append((number, text, block, 'unmatched', None, None, None))
                 continue
-            status, a, b, ratio, where = found
-            # A changed statement is all of its lines.
-            while (status == 'changed' and b + 1 < len(where.lines) and
-                   sum(''.join(where.keys[a:b + 1]).count(c) for c in '([{') >
-                   sum(''.join(where.keys[a:b + 1]).count(c) for c in ')]}')):
-                b += 1
-            used[where.rel].update(range(a, b + 1))
-            out.append((number, text, block, status, where, a, b))
-    return out, used
+            status, a, b, _, where = found
+            where.used.update(range(a, b + 1))
+            if status == 'same':
+                where.same.update(range(a, b + 1))
+            rows.append((number, text, block, status, where, a, b))
+    return rows
 
 
-def reason(code, a, used):
-    """(why, sources) for the code from line `a` on: the nearest tag above it, passing only
-    lines the listing does not carry; else the reason of an identical line."""
+def reason(code, a):
+    """(why, sources) for the code from line `a` on: the `# blog:` comment whose block holds
+    it (see the module's docstring), else the reason of an identical line."""
     def above(k):
         for j in range(k - 1, -1, -1):
             if j in code.tags:
                 return code.tags[j]
-            if not code.lines[j].strip() or j in used:
+            if not code.lines[j].strip() or j in code.same:
                 return None
     found = above(a)
     for k in code.code:
         if found:
             break
-        if k != a and code.keys[k] == code.keys[a] and k not in used:
+        if k != a and code.keys[k] == code.keys[a] and k not in code.used:
             found = above(k)
     return found
 
@@ -274,13 +296,13 @@ def sources_md(text, problems, where):
     return ', '.join(out)
 
 
-def added_runs(files, used):
+def added_runs(files):
     """Runs of code lines of the explained files that carry no listing line."""
     runs = []
     for rel in EXPLAINED_FILES:
         code, run = files[rel], []
         for k in code.code:
-            if k in used[rel] or re.match(r'^(#|import |from |try:|else:|finally:)',
+            if k in code.used or re.match(r'^(#|import |from |try:|else:|finally:)',
                                           code.lines[k].strip()):
                 continue
             if run and (k != run[-1] + 1 or k - 1 in code.tags):
@@ -318,7 +340,7 @@ def locate(files, rel, find):
     return None
 
 
-def render(listing, rows, runs, claims, files, used, problems):
+def render(listing, rows, runs, claims, files, problems):
     """(blog-vs-repo.md, the glance table) as text."""
     d = 'docs'
     counts = {s: sum(1 for r in rows if r[3] == s) for s in ('same', 'changed', 'unmatched')}
@@ -361,7 +383,7 @@ def render(listing, rows, runs, claims, files, used, problems):
             continue
         cell = ''
         if status == 'changed':
-            found = reason(code, a, used[code.rel])
+            found = reason(code, a)
             if not found:
                 problems.append('listing line %d (%r) is changed at %s:%d but no `# blog:` '
                                 'comment explains it' % (number, text, code.rel, a + 1))
@@ -380,7 +402,7 @@ def render(listing, rows, runs, claims, files, used, problems):
     w('| repo | first line | why / source |')
     w('|---|---|---|')
     for code, run in runs:
-        found = reason(code, run[0], used[code.rel])
+        found = reason(code, run[0])
         if not found:
             problems.append('%s:%d-%d (%r) is added but no `# blog:` comment explains it'
                             % (code.rel, run[0] + 1, run[-1] + 1, code.lines[run[0]].strip()))
@@ -455,9 +477,9 @@ def documents():
     problems = []
     files = {rel: Code(rel) for rel in CODE_FILES}
     listing = read_listing()
-    rows, used = align(listing, files)
-    doc, table = render(listing, rows, added_runs(files, used), read_claims(problems), files,
-                        used, problems)
+    rows = align(listing, files)
+    doc, table = render(listing, rows, added_runs(files), read_claims(problems), files,
+                        problems)
     glance = ('# Differences at a glance\n\n<!-- Generated by `python -m tools.blog_diff`. -->'
               '\n\nEvery reason this repo\'s code differs from the blog\'s listing, once; '
               '[blog-vs-repo.md](blog-vs-repo.md) has every line.\n\n%s\n' % table)
@@ -477,8 +499,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m tools.blog_diff', description=__doc__.split(
         '\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 if stale or wrong')
-    p.add_argument('--strict', action='store_true', help='accepted for compatibility; --check '
-                   'already requires every change and added line to be explained')
     p.add_argument('--blog', metavar='POST', help="the post's text, to check the listing against")
     args = p.parse_args(argv)
     docs, problems = documents()

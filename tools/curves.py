@@ -1,13 +1,20 @@
-"""Regression-test accuracy curves: compare with a reference, plot, check the blog's claim.
+"""Regression-test accuracy curves: compare with a reference or a reference set's band, plot,
+check the blog's claim.
 
+  python -m tools.curves compare logs/mine logs/reference/upstream-10k
   python -m tools.curves compare logs/mine logs/reference/synthetic-tiny --metrics all --tol 1e-6
-  python -m tools.curves compare RUN REF [--tol 0.03] [--tol-metric loss=0.05] [--all-rows]
-  python -m tools.curves plot RUN [RUN ...] [--reference REF] [-o curves.png] [--title TEXT]
+  python -m tools.curves compare RUN REF [REF ...] [--metrics LIST] [--level 0.995]
+                                 [--tol 0.03] [--tol-metric loss=0.05] [--all-rows]
+  python -m tools.curves band SET [--metrics LIST] [--level 0.995]
+  python -m tools.curves plot RUN [RUN ...] [--reference REF ...] [-o curves.png] [--title TEXT]
   python -m tools.curves claim RUN [--threshold 0.90] [--by-epoch 350]
 
 Run from the repository root. RUN and REF are history.csv files (epoch, loss, acc, val_loss,
 val_acc, lr, seconds; a row per finished epoch, from 1) or the run directories holding them
-beside their run.json. load_history, compare and claim are importable; runkit/plot.py draws.
+beside their run.json; a REF may also be a reference set, a folder of such run directories.
+One reference is compared within an absolute tolerance (--tol); several, with the band their
+runs span (docs/curves.md). load_history, load_references, band, compare and claim are
+importable; runkit/plot.py draws.
 """
 import argparse
 import collections
@@ -18,18 +25,29 @@ import sys
 
 import pandas
 
-from runkit import records
+from runkit import Failure, Refused, records
 from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
-from runkit.plot import label, plot
+from runkit.plot import formats, label, plot
 
 # Curve columns a comparison may use. `seconds` is wall time: never equal across reruns.
 METRICS = ('val_acc', 'loss', 'acc', 'val_loss', 'lr')
 DEFAULT_TOL, CLAIM_THRESHOLD, CLAIM_EPOCH = 0.02, 0.90, 350
+# What a reference set is judged on unless --metrics says otherwise: the held-out curves.
+SET_METRICS = ('val_acc', 'val_loss')
+# The chance that one more healthy run lands inside the band, per epoch and metric. The
+# upstream-10k set is judged at 5 epochs x 2 metrics, so a healthy run fails somewhere with
+# probability at most 10 x 0.005 = 5% (Bonferroni; docs/curves.md).
+LEVEL = 0.995
+# CIFAR-10's image counts, and the run.json args that cut them: an accuracy measured on N
+# images carries binomial noise sqrt(p(1-p)/N) besides the seed's.
+IMAGES = {'val_acc': ('test_limit', 10000), 'acc': ('train_limit', 50000)}
 INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3  # exit codes, explained in EXIT_CODES
 # A table longer than this hides the epochs nobody needs to read, or the verdict scrolls away.
 MAX_ROWS = 40
 # run.json args that say where and how loudly a run wrote, not what it trained.
 NOT_TRAINING_ARGS = ('logdir', 'overwrite', 'quiet', 'resume')
+# The runs of a set differ in these by design, so a run differing in them is no news.
+ACROSS_SEEDS = ('seed', 'args.seed')
 
 
 class CurvesError(Exception):
@@ -42,20 +60,29 @@ class History:
     def __init__(self, path, frame, run, notes):
         self.path, self.frame, self.run, self.notes = path, frame, run, notes
         self.epochs = [int(e) for e in frame.index]
-        self.label = label(os.path.basename(os.path.dirname(os.path.abspath(path))), run)
+        self.name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        self.label = label(self.name, run)
+
+
+def read_record(csv):
+    """(the run.json beside `csv` as a dict or None, [a note when it is unusable])."""
+    record = os.path.join(os.path.dirname(os.path.abspath(csv)), 'run.json')
+    if not os.path.exists(record):
+        return None, []
+    try:
+        run = records.read_json(record)
+    except (OSError, ValueError, Refused) as e:
+        return None, ['%s is unusable (%s): labels and checks go without it' % (record, e)]
+    if not isinstance(run, dict):
+        return None, ['%s is not a JSON object: labels and checks go without it' % record]
+    return run, []
 
 
 def load_history(path):
     """Read a history.csv, or the one in run directory `path`, and the run.json beside it;
     CurvesError, naming the file, when it is missing, empty, not a CSV or not numeric."""
     csv = os.path.join(path, 'history.csv') if os.path.isdir(path) else str(path)
-    run, notes = None, []
-    record = os.path.join(os.path.dirname(os.path.abspath(csv)), 'run.json')
-    if os.path.exists(record):
-        try:
-            run = records.read_json(record)
-        except (OSError, ValueError) as e:
-            notes.append('%s is unreadable (%s): labels and checks go without it' % (record, e))
+    run, notes = read_record(csv)
     if not os.path.exists(csv):
         if not os.path.isdir(path):
             raise CurvesError('%s: no such file or directory' % path)
@@ -63,7 +90,8 @@ def load_history(path):
             raise CurvesError('%s has no history.csv: the run (status %s in its run.json) '
                               'finished no epoch' % (path, run['status']))
         raise CurvesError('%s is a directory without a history.csv: pass a run directory '
-                          '(a --logdir) or a history.csv file' % path)
+                          '(a --logdir), a history.csv file or a reference set (a folder of '
+                          'run directories)' % path)
     try:
         frame = pandas.read_csv(csv)
     except pandas.errors.EmptyDataError:
@@ -92,6 +120,28 @@ def load_history(path):
     return History(csv, frame.set_index('epoch').sort_index(), run, notes)
 
 
+def runs_in(folder):
+    """The run directories directly inside `folder` (those with a history.csv), by name."""
+    return sorted(os.path.join(folder, d) for d in os.listdir(folder)
+                  if os.path.isfile(os.path.join(folder, d, 'history.csv')))
+
+
+def load_references(paths):
+    """The Histories of `paths`, each a run directory, a history.csv or a reference set (a
+    folder without a history.csv whose subfolders hold one), a set giving all its runs."""
+    histories, seen = [], set()
+    for path in paths:
+        members = []
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, 'history.csv')):
+            members = runs_in(path)
+        for history in [load_history(p) for p in members or [path]]:
+            # The same run named twice (a set and one of its runs) would count twice.
+            if os.path.realpath(history.path) not in seen:
+                seen.add(os.path.realpath(history.path))
+                histories.append(history)
+    return histories
+
+
 def require_columns(history, columns):
     missing = [c for c in columns if c not in history.frame.columns]
     if missing:
@@ -108,23 +158,89 @@ def epoch_ranges(epochs):
                      for s in spans) or 'none'
 
 
+def band(values, level=LEVEL, images=None):
+    """(centre, half-width) of the band that one more run of the references' configuration
+    falls in with probability `level`, from the references' values of one metric at one epoch:
+    the normal prediction interval mean +- t * s * sqrt(1 + 1/n), with s the values' standard
+    deviation and t Student's quantile for n - 1 degrees of freedom. For an accuracy measured
+    on `images` images, s^2 gains the binomial variance p(1 - p) / images. NaN without two
+    finite values."""
+    from scipy.special import stdtrit  # here: scipy.special loads in 0.2 s, scipy.stats in 1 s
+    values = [v for v in values if math.isfinite(v)]
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    if images:
+        p = min(max(mean, 0.), 1.)
+        variance += p * (1 - p) / images
+    return mean, float(stdtrit(n - 1, (1 + level) / 2)) * math.sqrt(variance * (1 + 1. / n))
+
+
+def image_count(refs, metric):
+    """How many images the references measured `metric` on (from run.json), or None: a loss
+    has no binomial noise, and without run.json the count is unknown."""
+    if metric not in IMAGES or any(r.run is None for r in refs):
+        return None
+    arg, total = IMAGES[metric]
+    return min(min((r.run.get('args') or {}).get(arg) or total, total) for r in refs)
+
+
+def bands(refs, metric, epochs, tol=None, level=LEVEL):
+    """(centre, half-width), Series over `epochs`: the references' range widened by `tol` on
+    each side (one reference: its value +- tol), or with `tol` None the band() of their runs."""
+    values = pandas.DataFrame({i: r.frame[metric] for i, r in enumerate(refs)}).reindex(epochs)
+    if tol is not None:
+        low, high = values.min(axis=1), values.max(axis=1)
+        return (low + high) / 2, (high - low) / 2 + tol
+    images = image_count(refs, metric)
+    pairs = [band(values.loc[e].tolist(), level, images) for e in epochs]
+    return (pandas.Series([p[0] for p in pairs], index=epochs),
+            pandas.Series([p[1] for p in pairs], index=epochs))
+
+
 def settings(run):
     """run.json flattened to {'optimizer.config.lr': 0.01, ...} over what shapes a curve."""
     def without(key, *names):
         return {k: v for k, v in (run.get(key) or {}).items() if k not in names}
     shaping = {'args': without('args', *NOT_TRAINING_ARGS), 'versions': without('versions'),
                'machine': without('machine', 'platform'), 'optimizer': without('optimizer', 'note')}
-    shaping.update((k, run[k]) for k in ('seed', 'towers', 'git_commit') if k in run)
+    shaping.update((k, run[k]) for k in ('seed', 'towers', 'git_commit', 'tf_build', 'xla',
+                                         'devices', 'recipe_name', 'recipe') if k in run)
     return pandas.json_normalize(shaping).iloc[0].to_dict()
 
 
-class Report:
-    """The outcome of compare(): `table` has, per shared epoch, <metric>_run, _ref, _diff and
-    _ok for every compared metric, and ok; first_out and worst_out are (epoch, metric) or None."""
+def differences(run, refs):
+    """(lines 'setting: run's vs the references'' where the run differs from references that
+    agree, lines for the settings the references differ in among themselves), or (None, [])
+    when a run.json is missing. A set's runs differ in their seed by design: not listed."""
+    if run.run is None or any(r.run is None for r in refs):
+        return None, []
+    mine, theirs = settings(run.run), [settings(r.run) for r in refs]
+    skip = ACROSS_SEEDS if len(refs) > 1 else ()
+    differ, varies = [], []
+    for key in sorted(set(mine).union(*theirs) - set(skip)):
+        groups = collections.OrderedDict()
+        for ref, values in zip(refs, theirs):
+            groups.setdefault(repr(values.get(key)), (values.get(key, '-'), []))[1].append(ref.name)
+        if len(groups) > 1:
+            varies.append('%s: run %s; references %s' % (key, mine.get(key, '-'), ', '.join(
+                '%s (%s)' % (value, ' '.join(names)) for value, names in groups.values())))
+        elif mine.get(key) != theirs[0].get(key):
+            differ.append('%s: %s vs %s' % (key, mine.get(key, '-'), theirs[0].get(key, '-')))
+    return differ, varies
 
-    def __init__(self, run, ref, tolerances, table, notes):
-        self.run, self.ref, self.tolerances, self.table = run, ref, tolerances, table
-        self.notes, self.shared = notes, [int(e) for e in table.index]
+
+class Report:
+    """The outcome of compare(): `table` has, per compared epoch, <metric>_run, _centre, _half,
+    _diff (run - centre) and _ok for every compared metric, and ok; first_out and worst_out are
+    (epoch, metric) or None. `ref` is the reference when there is one, else None."""
+
+    def __init__(self, run, refs, tolerances, level, table, notes):
+        self.run, self.refs, self.tolerances, self.level = run, refs, tolerances, level
+        self.ref = refs[0] if len(refs) == 1 else None
+        self.table, self.notes, self.shared = table, notes, [int(e) for e in table.index]
         self.out_epochs = [int(e) for e in table.index[~table['ok']]]
         self.ok = not self.out_epochs
         self.exit_code = INSIDE if self.ok else OUTSIDE
@@ -133,110 +249,320 @@ class Report:
         self.worst_out = max(cells, key=self.excess, default=None)
         self.first_out = max([c for c in cells if c[0] == cells[0][0]], key=self.excess,
                              default=None)
-        a, b = [settings(h.run) if h.run else None for h in (run, ref)]
-        self.differences = None if a is None or b is None else [
-            '%s: %s vs %s' % (k, a.get(k, '-'), b.get(k, '-'))
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        self.differences, self.varies = differences(run, refs)
 
     def excess(self, cell):
-        """(bands the difference spans, its size, which breaks ties when a band is 0); NaN on
-        one side only counts as infinite."""
-        diff, tol = abs(self.table.at[cell[0], cell[1] + '_diff']), self.tolerances[cell[1]]
+        """(half-widths the run lies from the band's centre, that distance, which breaks ties
+        when a band has width 0); NaN on one side only counts as infinite."""
+        diff = abs(self.table.at[cell[0], cell[1] + '_diff'])
+        half = self.table.at[cell[0], cell[1] + '_half']
         if math.isnan(diff):
             return math.inf, math.inf
-        return (diff / tol if tol > 0 else math.inf), diff
+        return (diff / half if half > 0 else math.inf), diff
 
 
-def compare(run, ref, tolerances=None):
-    """A Report on `run` against `ref` (paths or History) over the epochs both have: an epoch is
-    inside when |run - ref| <= band for every metric of `tolerances` (default {'val_acc': 0.02}),
-    bands absolute. Raises CurvesError on bad input."""
-    run, ref = [h if isinstance(h, History) else load_history(h) for h in (run, ref)]
-    tolerances = dict(tolerances or {'val_acc': DEFAULT_TOL})
-    wrong = {m: t for m, t in tolerances.items() if m not in METRICS or not t >= 0}
+def as_history(history):
+    return history if isinstance(history, History) else load_history(history)
+
+
+def check_bands(tolerances, refs, level):
+    wrong = {m: t for m, t in tolerances.items()
+             if m not in METRICS or not (t is None or t >= 0)}
     if wrong:
         raise CurvesError('cannot compare %r: metrics are %s, bands 0 or more'
                           % (wrong, ', '.join(METRICS)))
-    for history in (run, ref):
-        require_columns(history, tolerances)
-    shared = sorted(set(run.epochs) & set(ref.epochs))
+    if None in tolerances.values() and len(refs) < 2:
+        raise CurvesError('a band needs two or more reference runs besides the run itself, '
+                          'not %d: pass a reference set, several runs, or a --tol' % len(refs))
+    if not 0 <= level < 1:
+        raise CurvesError('level %g: the chance of a healthy run inside the band is 0 or more '
+                          'and below 1' % level)
+
+
+def shared_epochs(run, refs, need):
+    """The run's epochs that `need` or more references have, and notes on the others."""
+    counts = collections.Counter(e for r in refs for e in r.epochs)
+    covered = sorted(e for e, c in counts.items() if c >= need)
+    shared = sorted(set(run.epochs) & set(covered))
+    word = 'reference' if len(refs) == 1 else 'references'
     if not shared:
-        raise CurvesError('%s (epochs %s) and %s (epochs %s) share no epoch' % (
-            run.path, epoch_ranges(run.epochs), ref.path, epoch_ranges(ref.epochs)))
-    notes = run.notes + ref.notes
-    if set(ref.epochs) - set(shared):
-        notes.append('the run is shorter than the reference: reference epochs %s are not '
-                     'compared' % epoch_ranges(set(ref.epochs) - set(shared)))
+        raise CurvesError('%s (epochs %s) and %s (epochs %s%s) share no epoch' % (
+            run.path, epoch_ranges(run.epochs), refs[0].path if len(refs) == 1 else
+            '%d references' % len(refs), epoch_ranges(covered),
+            '' if need == 1 else ', those with %d or more runs' % need))
+    notes = []
+    if set(counts) - set(shared):
+        notes.append('the run is shorter than the %s: reference epochs %s are not compared'
+                     % (word, epoch_ranges(set(counts) - set(shared))))
     if set(run.epochs) - set(shared):
-        notes.append('the run is longer than the reference: run epochs %s have no reference and '
-                     'are not compared' % epoch_ranges(set(run.epochs) - set(shared)))
+        notes.append('the run is longer than the %s: run epochs %s have no %s and are not '
+                     'compared' % (word, epoch_ranges(set(run.epochs) - set(shared)),
+                                   'reference' if need == 1 else 'band (under %d runs)' % need))
+    return shared, notes
+
+
+def compare(run, refs, tolerances=None, level=LEVEL):
+    """A Report on `run` against `refs`, one reference or a list of them (paths or History),
+    over the epochs they share. `tolerances` maps each compared metric to an absolute band
+    around the references' range (the value itself, for one reference), or to None for the
+    band() of several; default {'val_acc': 0.02} for one reference, SET_METRICS with None for
+    several. An epoch is inside when every metric is. Raises CurvesError on bad input."""
+    run = as_history(run)
+    refs = [as_history(r) for r in (refs if isinstance(refs, (list, tuple)) else [refs])]
+    notes = run.notes + [n for r in refs for n in r.notes]
+    if len(refs) > 1 and any(os.path.realpath(r.path) == os.path.realpath(run.path) for r in refs):
+        refs = [r for r in refs if os.path.realpath(r.path) != os.path.realpath(run.path)]
+        notes.append('the run is one of the references: it is left out of the band')
+    if tolerances is None:
+        tolerances = dict.fromkeys(SET_METRICS) if len(refs) > 1 else {'val_acc': DEFAULT_TOL}
+    tolerances = dict(tolerances)
+    check_bands(tolerances, refs, level)
+    for history in [run] + refs:
+        require_columns(history, tolerances)
+    shared, more = shared_epochs(run, refs, 2 if None in tolerances.values() else 1)
     table = pandas.DataFrame({'ok': True}, index=pandas.Index(shared, name='epoch'))
     for metric, tol in tolerances.items():
-        a, b = run.frame.loc[shared, metric], ref.frame.loc[shared, metric]
+        a = run.frame.loc[shared, metric]
+        centre, half = bands(refs, metric, shared, tol, level)
         # The slack absorbs float noise in the subtraction, so a band of 0.02 admits 0.13 - 0.11.
-        inside = ((a - b).abs() <= tol * (1 + 1e-9) + 1e-15) | (a.isnull() & b.isnull())
-        table[metric + '_run'], table[metric + '_ref'] = a, b
-        table[metric + '_diff'], table[metric + '_ok'] = a - b, inside
+        inside = ((a - centre).abs() <= half * (1 + 1e-9) + 1e-15) | (a.isnull() & centre.isnull())
+        table[metric + '_run'], table[metric + '_centre'] = a, centre
+        table[metric + '_half'], table[metric + '_diff'] = half, a - centre
+        table[metric + '_ok'] = inside
         table['ok'] &= inside
-    return Report(run, ref, tolerances, table, notes)
+    return Report(run, refs, tolerances, level, table, notes + more)
 
 
-def format_report(report, all_rows=False):
-    """What `compare` prints: the two runs, the per-epoch table, the verdict, run.json."""
-    smallest = min([t for t in report.tolerances.values() if t > 0] or [1e-9])
-    digits = int(min(10, max(4, math.ceil(-math.log10(smallest)) + 2)))
-    shared, table = report.shared, report.table
-    lines = ['run:       %s  [%s]' % (report.run.label, report.run.path),
-             'reference: %s  [%s]' % (report.ref.label, report.ref.path),
-             'band:      |run - reference| <= %s (absolute)' % ', '.join(
-                 '%g for %s' % (t, m) for m, t in report.tolerances.items()),
-             'epochs:    compared on %s (%d shared); the run has %s, the reference %s' % (
-                 epoch_ranges(shared), len(shared), epoch_ranges(report.run.epochs),
-                 epoch_ranges(report.ref.epochs))]
-    lines += ['note:      %s' % n for n in report.notes] + ['']
-    rows = shared
-    if not all_rows and len(shared) > MAX_ROWS:
-        cells = [c[0] for c in (report.first_out, report.worst_out) if c]
-        rows = sorted(set(shared[:3] + shared[-3:] + report.out_epochs[:10] + cells))
-    # The first metric gets run, reference and diff; further ones only their diff, to keep
-    # the table narrow (their values are in the first/worst lines and in the files).
+def set_folder(refs):
+    """The folder the references' run directories share, as the user named it if possible."""
+    folders = [os.path.dirname(os.path.dirname(r.path) if r.path.endswith('history.csv')
+                               else r.path) for r in refs]
+    try:
+        return os.path.commonpath(folders) or os.curdir
+    except ValueError:  # some relative, some absolute
+        return os.path.commonpath([os.path.abspath(f) for f in folders])
+
+
+def band_text(report):
+    """The band line(s) of the report: how each metric is judged."""
+    if report.ref is not None:
+        return ['band:      |run - reference| <= %s (absolute)' % ', '.join(
+            '%g for %s' % (t, m) for m, t in report.tolerances.items())]
+    drawn = [m for m, t in report.tolerances.items() if t is None]
+    lines = ['band:      the references\' range widened by %g for %s' % (t, m)
+             for m, t in report.tolerances.items() if t is not None]
+    if drawn:
+        images = ['%s with the binomial noise of %d images' % (m, image_count(report.refs, m))
+                  for m in drawn if image_count(report.refs, m)]
+        lines.insert(0, 'band:      %s: mean +- t * s * sqrt(1 + 1/n) of the %d references at '
+                        'each epoch, where one more run of their configuration lands with '
+                        'probability %g (Student\'s t, %d degrees of freedom; s of %s; '
+                        'docs/curves.md)' % (', '.join(drawn), len(report.refs), report.level,
+                                             len(report.refs) - 1,
+                                             '; '.join(images) or 'the runs'))
+    return lines
+
+
+def header(report):
+    shared = report.shared
+    if report.ref is not None:
+        names = 'reference: %s  [%s]' % (report.ref.label, report.ref.path)
+    else:
+        names = 'references: %d runs, %s  [%s]' % (
+            len(report.refs), ', '.join(r.name for r in report.refs), set_folder(report.refs))
+    lines = ['run:       %s  [%s]' % (report.run.label, report.run.path), names]
+    lines += band_text(report)
+    lines.append('epochs:    compared on %s (%d shared); the run has %s, the %s %s' % (
+        epoch_ranges(shared), len(shared), epoch_ranges(report.run.epochs),
+        'reference' if report.ref is not None else 'references',
+        epoch_ranges(set(e for r in report.refs for e in r.epochs))))
+    return lines + ['note:      %s' % n for n in report.notes]
+
+
+def shown_rows(report, all_rows):
+    """The epochs the table prints: all, or for long histories the ends and those outside."""
+    shared = report.shared
+    if all_rows or len(shared) <= MAX_ROWS:
+        return shared
+    cells = [c[0] for c in (report.first_out, report.worst_out) if c]
+    return sorted(set(shared[:3] + shared[-3:] + report.out_epochs[:10] + cells))
+
+
+def single_table(report, rows, digits):
+    """One reference: its value and the difference, per epoch; further metrics only their
+    difference, to keep the table narrow (their values are in the files)."""
+    table = report.table
     first = list(report.tolerances)[0]
-    show = table.loc[rows, [first + '_run', first + '_ref']].applymap(
+    show = table.loc[rows, [first + '_run', first + '_centre']].applymap(
         lambda v: '%.*f' % (digits, v))
     show.columns = ['run ' + first, 'ref ' + first]
     for m in report.tolerances:
         diff = table.loc[rows, m + '_diff'].map(lambda v: '%+.*f' % (digits, v))
         show['diff' if m == first else m + ' diff'] = diff + table.loc[rows, m + '_ok'].map(
             {True: ' ', False: '*'})
-    show['band'] = table.loc[rows, 'ok'].map({True: 'ok', False: 'OUT'})
-    text = show.reset_index().to_string(index=False).splitlines()
-    lines.append(text[0])
+    return show
+
+
+def band_table(report, rows, digits):
+    """Several references: per epoch and metric, the run's value and the band, low-high."""
+    table, show = report.table, pandas.DataFrame(index=pandas.Index(rows, name='epoch'))
+    for m in report.tolerances:
+        low = table.loc[rows, m + '_centre'] - table.loc[rows, m + '_half']
+        high = table.loc[rows, m + '_centre'] + table.loc[rows, m + '_half']
+        show[m] = table.loc[rows, m + '_run'].map(lambda v: '%.*f' % (digits, v)) + \
+            table.loc[rows, m + '_ok'].map({True: ' ', False: '*'})
+        show[m + ' band'] = ['%.*f-%.*f' % (digits, a, digits, b) for a, b in zip(low, high)]
+    return show
+
+
+def table_lines(report, rows, digits):
+    show = (single_table if report.ref is not None else band_table)(report, rows, digits)
+    show['band'] = report.table.loc[rows, 'ok'].map({True: 'ok', False: 'OUT'})
+    show = show.reset_index().astype(str)
+    widths = [max([len(c)] + [len(v) for v in show[c]]) for c in show.columns]
+    text = [' '.join(str(v).rjust(w + 1) for v, w in zip(row, widths))
+            for row in [list(show.columns)] + show.values.tolist()]
+    lines, shared = [text[0]], report.shared
     for previous, epoch, line in zip([None] + rows, rows, text[1:]):
         if previous is not None and shared.index(epoch) != shared.index(previous) + 1:
             lines.append('  ...')
         lines.append(line)
-    lines.append('')
+    return lines
+
+
+def cell_text(report, cell, digits):
+    """'epoch E, METRIC: run V, ...' for a cell outside the band."""
+    epoch, m = cell
+    t = report.table.loc[epoch]
+    if report.ref is not None:
+        return 'epoch %d, %s: run %.*f, reference %.*f, diff %+.*f, band %g' % (
+            epoch, m, digits, t[m + '_run'], digits, t[m + '_centre'], digits, t[m + '_diff'],
+            report.tolerances[m])
+    low, high = t[m + '_centre'] - t[m + '_half'], t[m + '_centre'] + t[m + '_half']
+    beyond = t[m + '_run'] - high if t[m + '_diff'] > 0 else low - t[m + '_run']
+    return 'epoch %d, %s: run %.*f, band %.*f-%.*f, %.*f %s it' % (
+        epoch, m, digits, t[m + '_run'], digits, low, digits, high, digits, abs(beyond),
+        'above' if t[m + '_diff'] > 0 else 'below')
+
+
+def verdict_lines(report, digits):
+    shared = report.shared
     if report.ok:
-        lines.append('result:    INSIDE the band at all %d compared epochs' % len(shared))
-    else:
-        lines.append('result:    OUTSIDE the band at %d of %d compared epochs (%s); * marks the '
-                     'values outside' % (len(report.out_epochs), len(shared),
-                                         epoch_ranges(report.out_epochs)))
-        for title, (epoch, m) in (('first', report.first_out), ('worst', report.worst_out)):
-            t = table.loc[epoch]
-            lines.append('%s:     epoch %d, %s: run %.*f, reference %.*f, diff %+.*f, band %g'
-                         % (title, epoch, m, digits, t[m + '_run'], digits, t[m + '_ref'],
-                            digits, t[m + '_diff'], report.tolerances[m]))
-    diffs = report.differences
+        return ['result:    INSIDE the band at all %d compared epochs' % len(shared)]
+    lines = ['result:    OUTSIDE the band at %d of %d compared epochs (%s); * marks the '
+             'values outside' % (len(report.out_epochs), len(shared),
+                                 epoch_ranges(report.out_epochs))]
+    for title, cell in (('first', report.first_out), ('worst', report.worst_out)):
+        lines.append('%s:     %s' % (title, cell_text(report, cell, digits)))
+    return lines
+
+
+def record_lines(report):
+    """The run.json settings that differ, and those the references differ in themselves."""
+    diffs, versus = report.differences, 'the two differ' if report.ref else \
+        'the run differs from the references'
     if diffs is None:
-        lines.append('run.json:  none beside %s, so versions and settings cannot be checked'
-                     % (report.ref.path if report.run.run else report.run.path))
-    else:
-        lines.append('run.json:  the two differ in %d setting(s):' % len(diffs)
-                     if diffs else 'run.json:  same settings, versions and machine type')
-        lines += ['             %s' % d for d in diffs[:12] + (
-            ['... and %d more' % (len(diffs) - 12)] if len(diffs) > 12 else [])]
+        missing = next(h for h in [report.run] + report.refs if h.run is None)
+        return ['run.json:  none beside %s, so versions and settings cannot be checked'
+                % missing.path]
+    lines = ['run.json:  %s in %d setting(s):' % (versus, len(diffs)) if diffs else
+             'run.json:  same settings, versions and machine type' +
+             ('' if report.ref else " as the references' (their seeds aside)")]
+    lines += ['             %s' % d for d in diffs[:12] + (
+        ['... and %d more' % (len(diffs) - 12)] if len(diffs) > 12 else [])]
+    if report.varies:
+        lines.append('           the references differ among themselves in %d (not judged):'
+                     % len(report.varies))
+        lines += ['             %s' % v for v in report.varies]
+    return lines
+
+
+def format_report(report, all_rows=False):
+    """What `compare` prints: the runs, the band, the per-epoch table, the verdict, run.json."""
+    fixed = [t for t in report.tolerances.values() if t]
+    # An absolute band of 1e-6 needs its digits; a drawn band does with four.
+    digits = int(min(10, max(4, math.ceil(-math.log10(min(fixed))) + 2))) if fixed else 4
+    rows = shown_rows(report, all_rows)
+    return '\n'.join(header(report) + [''] + table_lines(report, rows, digits) + [''] +
+                     verdict_lines(report, digits) + record_lines(report))
+
+
+def band_frames(refs, metrics, level=LEVEL):
+    """{metric: DataFrame by epoch of the references' mean, low and high of the band, min and
+    max}, for the metrics every reference has, over the epochs two or more of them have."""
+    counts = collections.Counter(e for r in refs for e in r.epochs)
+    epochs = sorted(e for e, c in counts.items() if c >= 2)
+    frames = {}
+    if not epochs:
+        return frames
+    for m in [m for m in metrics if all(m in r.frame.columns for r in refs)]:
+        centre, half = bands(refs, m, epochs, None, level)
+        values = pandas.DataFrame({i: r.frame[m] for i, r in enumerate(refs)}).reindex(epochs)
+        frames[m] = pandas.DataFrame({'mean': centre, 'low': centre - half, 'high': centre + half,
+                                      'min': values.min(axis=1), 'max': values.max(axis=1)})
+    return frames
+
+
+def band_summary(refs, metrics, level=LEVEL):
+    """What `band` prints: a set's band per epoch, as a Markdown table, and how close to the
+    mean a run may come and still be caught."""
+    frames = band_frames(refs, metrics, level)
+    if not frames:
+        raise CurvesError('the references share no epoch with two or more runs, or no metric of '
+                          '%s' % ', '.join(metrics))
+    lines = ['%d runs (%s), band at level %g per epoch and metric' % (
+        len(refs), ', '.join(r.name for r in refs), level), '',
+        '| epoch | ' + ' | '.join('%s mean | %s runs min-max | %s band' % (m, m, m)
+                                 for m in frames) + ' |',
+        '|---|' + '---|---|---|' * len(frames)]
+    for e in next(iter(frames.values())).index:
+        lines.append('| %d | ' % e + ' | '.join(
+            '%.4f | %.4f-%.4f | %.4f-%.4f' % tuple(f.loc[e, c] for c in
+                                                    ('mean', 'min', 'max', 'low', 'high'))
+            for f in frames.values()) + ' |')
+    for m, f in frames.items():
+        half = f['high'] - f['mean']
+        lines.append('%s: a run is outside once it is more than %.4f (epoch %d) to %.4f (epoch '
+                     '%d) from the mean' % (m, half.min(), half.idxmin(), half.max(),
+                                           half.idxmax()))
     return '\n'.join(lines)
+
+
+def band_curves(refs, level=LEVEL):
+    """What plot() draws for a reference set: (label, {column: DataFrame of low, high, min,
+    max by epoch}) for the validation curves."""
+    name = os.path.basename(os.path.abspath(set_folder(refs)))
+    frames = band_frames(refs, SET_METRICS, level)
+    # An accuracy outside [0, 1] cannot happen, so the drawing stops there; a loss below 0 too.
+    for column, frame in frames.items():
+        frame['low'] = frame['low'].clip(lower=0)
+        if column.endswith('acc'):
+            frame['high'] = frame['high'].clip(upper=1)
+    return ('%s: %d runs, band at level %g, darker: their range' % (name, len(refs), level),
+            frames)
+
+
+def check_out(out):
+    """Refuse an image path that cannot be written, before anything is drawn."""
+    if not out:
+        raise CurvesError("-o '': name the image, e.g. -o curves.png")
+    if os.path.isdir(out):
+        raise CurvesError('-o %s is a directory: name the image, e.g. -o %s'
+                          % (out, os.path.join(out, 'curves.png')))
+    fmt = os.path.splitext(out)[1].lstrip('.').lower()
+    if fmt and fmt not in formats():
+        raise CurvesError('-o %s: cannot write .%s images; give one of .%s'
+                          % (out, fmt, ', .'.join(sorted(formats()))))
+
+
+def level_arg(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError('must be 0 or more and below 1, got %s' % text)
+    return value
 
 
 EXIT_CODES = """exit codes:
@@ -248,24 +574,41 @@ EXIT_CODES = """exit codes:
 def build_parser():
     p = Parser(prog='python -m tools.curves', description=__doc__, epilog=EXIT_CODES,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', metavar='{compare,plot,claim}', required=True)
+    sub = p.add_subparsers(dest='command', metavar='{compare,band,plot,claim}', required=True)
     c = sub.add_parser('compare', epilog=EXIT_CODES, formatter_class=p.formatter_class,
-                       help='per-epoch differences from a reference, against a tolerance band')
+                       help='per-epoch differences from a reference, or a reference set\'s band')
     c.add_argument('run', metavar='RUN')
-    c.add_argument('reference', metavar='REFERENCE')
-    c.add_argument('--metrics', type=comma_list(METRICS + ('all',)), default=['val_acc'],
-                   metavar='LIST', help='comma-separated, from %s; all: those both files have '
-                                        '(default: val_acc)' % ', '.join(METRICS))
-    c.add_argument('--tol', type=non_negative_float, default=DEFAULT_TOL, metavar='BAND',
-                   help='absolute band of every metric without its own (default %(default)s)')
+    c.add_argument('reference', metavar='REFERENCE', nargs='+',
+                   help='a run, several, or a reference set (a folder of runs)')
+    c.add_argument('--metrics', type=comma_list(METRICS + ('all',)), default=None,
+                   metavar='LIST', help='comma-separated, from %s; all: those every file has '
+                   '(default: val_acc for one reference, %s for several)'
+                   % (', '.join(METRICS), ','.join(SET_METRICS)))
+    c.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+                   help='several references: the chance that a healthy run lands inside the '
+                        'band, per epoch and metric (default %(default)s)')
+    c.add_argument('--tol', type=non_negative_float, default=None, metavar='BAND',
+                   help='absolute band of every metric without its own, around the '
+                        "reference's value or the references' range (default for one "
+                        'reference: %g)' % DEFAULT_TOL)
     c.add_argument('--tol-metric', type=assignment(non_negative_float, METRICS), action='append',
                    default=[], metavar='METRIC=BAND', help='also compare METRIC; repeatable')
     c.add_argument('--all-rows', action='store_true', help='print every shared epoch (default: '
                    'over %d, the first and last three and those outside the band)' % MAX_ROWS)
+    b = sub.add_parser('band', help="a reference set's band per epoch, as a Markdown table")
+    b.add_argument('reference', metavar='REFERENCE', nargs='+')
+    b.add_argument('--metrics', type=comma_list(METRICS), default=list(SET_METRICS),
+                   metavar='LIST', help='default: %s' % ','.join(SET_METRICS))
+    b.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+                   help='default %(default)s')
     pl = sub.add_parser('plot', help='accuracy and loss against epoch, the reference beneath')
     pl.add_argument('runs', nargs='+', metavar='RUN')
-    pl.add_argument('-o', '--out', default='curves.png', help='the image (.png, .svg, .pdf)')
-    pl.add_argument('--reference', metavar='REF')
+    pl.add_argument('-o', '--out', default='curves.png',
+                    help='the image (.png, .svg, .pdf, ...; default %(default)s)')
+    pl.add_argument('--reference', metavar='REF', action='append',
+                    help='a run drawn beneath, or a reference set drawn as its band; repeatable')
+    pl.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+                    help="the band's level (default %(default)s)")
     pl.add_argument('--title', help='a title above both panels')
     cl = sub.add_parser('claim', help="the blog's claim: val_acc above THRESHOLD by BY_EPOCH")
     cl.add_argument('run', metavar='RUN')
@@ -274,29 +617,50 @@ def build_parser():
     return p
 
 
+def tolerances_from(args, run, refs):
+    """The compared metrics and their bands from the flags: --tol, or one reference, makes
+    every band absolute; several references without it, the drawn band."""
+    if args.metrics is None:
+        metrics = list(SET_METRICS) if len(refs) > 1 else ['val_acc']
+    elif 'all' in args.metrics:
+        metrics = [m for m in METRICS if all(m in h.frame for h in [run] + refs)]
+    else:
+        metrics = args.metrics
+    base = args.tol if args.tol is not None else (None if len(refs) > 1 else DEFAULT_TOL)
+    return dict([(m, base) for m in metrics] + args.tol_metric)
+
+
+def plot_command(args):
+    check_out(args.out)
+    runs = [load_history(r) for r in args.runs]
+    refs = load_references(args.reference or [])
+    for history in runs + refs:
+        if not set(history.frame.columns) & {'acc', 'val_acc', 'loss', 'val_loss'}:
+            require_columns(history, ['val_acc'])
+    reference = (refs[0].label, refs[0].frame) if len(refs) == 1 else None
+    shaded = band_curves(refs, args.level) if len(refs) > 1 else None
+    return plot([(h.label, h.frame) for h in runs], args.out, title=args.title,
+                reference=reference, band=shaded)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.command == 'compare':
-            run, ref = load_history(args.run), load_history(args.reference)
-            metrics = ([m for m in METRICS if m in run.frame and m in ref.frame]
-                       if 'all' in args.metrics else args.metrics)
-            report = compare(run, ref, dict([(m, args.tol) for m in metrics] + args.tol_metric))
+            run, refs = load_history(args.run), load_references(args.reference)
+            report = compare(run, refs, tolerances_from(args, run, refs), args.level)
             print(format_report(report, args.all_rows))
             return report.exit_code
+        if args.command == 'band':
+            print(band_summary(load_references(args.reference), args.metrics, args.level))
+            return 0
         if args.command == 'plot':
-            runs = [load_history(r) for r in args.runs]
-            ref = load_history(args.reference) if args.reference else None
-            for history in runs + ([ref] if ref else []):
-                if not set(history.frame.columns) & {'acc', 'val_acc', 'loss', 'val_loss'}:
-                    require_columns(history, ['val_acc'])
-            print('wrote %s' % plot([(h.label, h.frame) for h in runs], args.out, title=args.title,
-                                    reference=(ref.label, ref.frame) if ref else None))
+            print('wrote %s' % plot_command(args))
             return 0
         result = claim(args.run, args.threshold, args.by_epoch)
         print(result.text)
         return result.exit_code
-    except (CurvesError, OSError) as e:
+    except (CurvesError, OSError, Failure) as e:
         sys.stderr.write('python -m tools.curves: error: %s\n' % e)
         return USAGE
 

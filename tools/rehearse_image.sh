@@ -4,9 +4,11 @@
 # the image lays out /app and the user's home, the entrypoint with --help and the first run's
 # download path against a CIFAR-10 mirror on 127.0.0.1 serving a synthetic archive in the real
 # format: the fetch-only command (python -m runkit.dataset), the CMD with an empty dataset
-# folder (downloads, then trains one epoch), and the bake stage's step (BAKE_CIFAR10=1). It
-# downloads about 450 MB from PyPI (tensorflow-gpu is 411 MB). tensorflow-gpu imports without
-# CUDA and finds no GPU here, so what runs is the image's CPU path.
+# folder (downloads, then trains one epoch), and the bake stage's step (BAKE_CIFAR10=1). Also
+# docker/ngc.Dockerfile's pip step, resolved for Python 3.8 against the versions NVIDIA's
+# TensorFlow keeps. It downloads about 550 MB from PyPI (tensorflow-gpu is 411 MB).
+# tensorflow-gpu imports without CUDA and finds no GPU here, so what runs is the image's CPU
+# path.
 #
 #   tools/rehearse_image.sh            (KEEP=1 keeps the work folder; PYTHON37=... picks Python)
 #
@@ -89,6 +91,64 @@ export PIP_CONFIG_FILE=/dev/null PIP_INDEX_URL="$index_url"
 [ -z "$pip_cert" ] || export PIP_CERT="$pip_cert"
 sh "$install/install-requirements.sh" "$venv/bin/python" "$install"
 "$venv/bin/python" -m pip list --disable-pip-version-check --format=freeze | grep -i '^tensorflow'
+
+step "docker/ngc.Dockerfile's pip step, resolved for Python 3.8 against NVIDIA's kept versions"
+# No TF 1.15 wheel exists for Python 3.8 outside NVIDIA's image, so that image cannot be
+# rehearsed; what can: the list its pip step installs (image_requirements.py ngc, with every
+# package of NGC_KEEPS present but scipy, so that its fallback pin is checked too) resolves on
+# cp38 manylinux, dependencies included, together with what NVIDIA's TensorFlow requires (its
+# setup.py at tag v1.15.5+nv23.03). The sdist-only pins (Keras, Theano) are built into
+# pure-Python wheels first, so that their own requirements take part.
+ngc="$work/ngc"
+mkdir -p "$ngc/sdists" "$ngc/wheels" "$ngc/resolved"
+"$venv/bin/python" - "$repo/docker/image_requirements.py" "$repo/requirements.txt" \
+    >"$ngc/install.txt" <<'EOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location('image_requirements', sys.argv[1])
+ir = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ir)
+present = ir.NGC_KEEPS - {'scipy'}
+install, kept = ir.ngc_pins(open(sys.argv[2]).read(),
+                            lambda name: 'nvidia' if ir.canonical(name) in present else None)
+for name, version in install:
+    print('%s==%s' % (name, version))
+EOF
+printf '%s\n' 'numpy>=1.22,<1.24' 'h5py==2.10.0' 'protobuf<4' 'gast==0.3.3' \
+    >"$ngc/nvidia-keeps.txt"
+echo "installs: $(paste -sd' ' "$ngc/install.txt")"
+echo "NVIDIA's TensorFlow keeps: $(paste -sd' ' "$ngc/nvidia-keeps.txt")"
+cp38=(--python-version 3.8 --implementation cp --abi cp38 --platform manylinux2014_x86_64)
+pip_quiet=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+while read -r pin; do
+    if ! "${pip_quiet[@]}" download --no-deps --only-binary=:all: "${cp38[@]}" \
+            -d "$ngc/resolved" "$pin" >/dev/null 2>&1; then
+        "${pip_quiet[@]}" download --no-deps --no-binary=:all: -d "$ngc/sdists" "$pin"
+    fi
+done <"$ngc/install.txt"
+for sdist in "$ngc"/sdists/*; do
+    [ -e "$sdist" ] || continue
+    # PEP 517 in isolation: the build needs setuptools and wheel, whatever the venv holds.
+    "${pip_quiet[@]}" wheel --no-deps --use-pep517 -w "$ngc/wheels" "$sdist"
+done
+echo "built from sdists: $(ls "$ngc/wheels" | paste -sd' ' -)"
+expect [ -z "$(ls "$ngc/wheels" | grep -v -- '-py3-none-any\.whl$' || true)" ]
+if ! "$venv/bin/python" -m pip --disable-pip-version-check download --only-binary=:all: \
+        "${cp38[@]}" --find-links "$ngc/wheels" -d "$ngc/resolved" \
+        -r "$ngc/install.txt" -r "$ngc/nvidia-keeps.txt" >"$ngc/resolve.out" 2>&1; then
+    tail -20 "$ngc/resolve.out" >&2
+    echo "rehearse_image.sh: the NGC image's pins do not resolve on Python 3.8 with NVIDIA's" \
+        "kept versions" >&2
+    exit 1
+fi
+# name-version of every file resolved, names as pip compares them (PEP 503).
+canonical() { awk '{ n = tolower($1); gsub(/[-_.]+/, "-", n); print n "-" $2 }'; }
+resolved="$(ls "$ngc/resolved" | sed -E 's/^([^-]+)-([^-]+)-.*/\1 \2/' | canonical | sort -u)"
+echo "resolved: $(paste -sd' ' - <<<"$resolved")"
+# Every pin resolved to itself, and numpy inside NVIDIA's range.
+while read -r pin; do
+    expect grep -qx -- "$(sed 's/==/ /' <<<"$pin" | canonical)" <<<"$resolved"
+done <"$ngc/install.txt"
+expect grep -qE '^numpy-1\.2[23]\.' <<<"$resolved"
 
 step "the image's /app, as the Dockerfile's COPY lines fill it: ${app_files[*]}"
 for pair in "${app_files[@]}"; do copy_into "${pair%%:*}" "$app/${pair#*:}"; done

@@ -1,0 +1,187 @@
+"""tools/selfcheck.py: its refusals, its verdict on the committed runs, and one tiny check end to end.
+
+The real self-check trains the reference configuration for about 12 minutes, which the suite does
+not. Its pieces are tested here instead: the configuration read from the set (the committed one),
+the refusals before and after allconvnet.py starts (each one line, exit 2), the verdict and the
+plot on committed histories (a run of the set against the others, a changed run, a diverged one),
+and one whole check on a made-up set whose run.json names a 1-epoch, 256-image configuration of
+the synthetic data: the self-check takes its configuration from the set, as always.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tools import curves, selfcheck
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SET = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k')
+CHANGED = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k-changed')
+TINY = os.path.join(ROOT, 'logs', 'reference', 'synthetic-tiny')
+PROG = 'python -m tools.selfcheck'
+
+
+def run_selfcheck(args, home=None, env=None, timeout=600):
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    if home:
+        full_env['HOME'] = home
+    return subprocess.run([sys.executable, '-m', 'tools.selfcheck'] + list(args), cwd=ROOT,
+                          env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+
+
+def assert_one_error_line(proc, start):
+    """Exit 2 and one error line, the last on stderr (Keras may say which backend it uses)."""
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if 'error' in line.lower() or 'Traceback' in line]
+    assert proc.returncode == 2 and errors == lines[-1:], proc.stdout[-2000:] + proc.stderr
+    assert lines[-1].startswith(start), lines[-1]
+    return lines[-1]
+
+
+def copy_run(src, dest):
+    os.makedirs(dest)
+    for name in ('history.csv', 'run.json'):
+        shutil.copy(os.path.join(src, name), dest)
+    return dest
+
+
+# --- the configuration comes from the set ------------------------------------------------------
+
+def test_the_configuration_is_the_committed_set_s_command_line():
+    refs = curves.load_references([SET])
+    assert len(refs) >= 5
+    assert selfcheck.configuration(refs) == ['--recipe', 'upstream', '--train-limit', '10000',
+                                             '--epochs', '5']
+
+
+def test_own_flags_are_stripped_in_both_spellings():
+    assert selfcheck.without_own(['--seed', '3', '--quiet', '--logdir=x', '--lr', '0.1',
+                                  '--seed=4', '--logdir', 'y']) == ['--lr', '0.1']
+
+
+def test_the_default_set_is_the_variable_s_then_the_repository_s(monkeypatch):
+    monkeypatch.delenv('ALLCONVNET_REFERENCE_SET', raising=False)
+    assert selfcheck.default_reference() == SET
+    monkeypatch.setenv('ALLCONVNET_REFERENCE_SET', '/opt/set')
+    assert selfcheck.default_reference() == '/opt/set'
+
+
+# --- refusals: one line, exit 2 ----------------------------------------------------------------
+
+def test_refusals_before_training_are_one_line(tmp_path, capsys):
+    def refused(*argv):
+        code = selfcheck.main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count('\n') == 1 and err.startswith(PROG + ': error: '), err
+        return err
+    assert 'no such file' in refused('--reference', tmp_path / 'nope')
+    lone = copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'lone' / 'seed-1'))
+    assert 'holds 1 run(s)' in refused('--reference', os.path.dirname(lone))
+    assert '--resume: the self-check trains a fresh run' in refused('--reference', SET,
+                                                                    '--resume', 'x')
+    # Runs made with different command lines are no set: the lr differs here.
+    mixed = str(tmp_path / 'mixed')
+    copy_run(os.path.join(SET, 'seed-1'), os.path.join(mixed, 'seed-1'))
+    copy_run(os.path.join(CHANGED, 'lr3x'), os.path.join(mixed, 'lr3x'))
+    assert 'not made with one command line' in refused('--reference', mixed)
+
+
+def test_a_bad_flag_is_allconvnet_py_s_own_line(tmp_path):
+    proc = run_selfcheck(['--reference', SET, '--bogus', '--logdir', str(tmp_path / 'run')])
+    line = assert_one_error_line(proc, 'allconvnet.py: error:')
+    assert '--bogus' in line
+    assert 'allconvnet.py --recipe upstream --train-limit 10000 --epochs 5 --bogus' in proc.stdout
+
+
+def tiny_set(folder):
+    """Two made-up runs whose run.json names the tiny configuration: 1 epoch of 256 synthetic
+    images, validated on 128, deterministic; their val_acc and val_loss 0.05 either side of
+    synthetic-tiny's first epoch, which that configuration with --seed 1 reproduces."""
+    with open(os.path.join(TINY, 'run.json')) as f:
+        record = json.load(f)
+    with open(os.path.join(TINY, 'history.csv')) as f:
+        header, first = f.read().splitlines()[:2]
+    values = dict(zip(header.split(','), first.split(',')))
+    for seed, sign in ((11, 1), (12, -1)):
+        run = os.path.join(folder, 'seed-%d' % seed)
+        os.makedirs(run)
+        argv = ['--deterministic', '--epochs', '1', '--train-limit', '256', '--test-limit',
+                '128', '--seed', str(seed), '--logdir', run, '--quiet']
+        with open(os.path.join(run, 'run.json'), 'w') as f:
+            json.dump(dict(record, argv=argv, seed=seed, args=dict(record['args'], seed=seed,
+                                                                   epochs=1)), f)
+        row = dict(values, val_acc=float(values['val_acc']) + sign * 0.05,
+                   val_loss=float(values['val_loss']) + sign * 0.05)
+        with open(os.path.join(run, 'history.csv'), 'w') as f:
+            f.write(header + '\n' + ','.join(str(row[c]) for c in header.split(',')) + '\n')
+    return folder
+
+
+def test_more_gpus_than_visible_is_allconvnet_py_s_own_line(tmp_path, cifar_home):
+    proc = run_selfcheck(['--reference', tiny_set(str(tmp_path / 'set')), '--gpus', '3',
+                          '--logdir', str(tmp_path / 'run')], home=cifar_home,
+                         env={'CUDA_VISIBLE_DEVICES': ''})
+    assert '--gpus 3 asks for more' in assert_one_error_line(proc, 'allconvnet.py: error:')
+
+
+def test_no_data_is_allconvnet_py_s_own_line(tmp_path, refused_url):
+    home = str(tmp_path / 'home')
+    os.makedirs(home)
+    proc = run_selfcheck(['--reference', tiny_set(str(tmp_path / 'set')), '--logdir',
+                          str(tmp_path / 'run')], home=home,
+                         env={'ALLCONVNET_CIFAR10_URL': refused_url})
+    assert 'cannot reach' in assert_one_error_line(proc, 'allconvnet.py: error:')
+
+
+# --- the verdict, on committed histories -------------------------------------------------------
+
+def test_a_run_of_the_set_passes_against_the_others(tmp_path):
+    others = str(tmp_path / 'others')
+    names = [os.path.basename(r) for r in curves.runs_in(SET)]
+    for name in names[1:]:
+        copy_run(os.path.join(SET, name), os.path.join(others, name))
+    run = copy_run(os.path.join(SET, names[0]), str(tmp_path / 'run'))
+    text, code = selfcheck.judge(run, curves.load_references([others]))
+    assert code == 0 and 'self-check: PASS: inside the band of %d reference runs at all 5 ' \
+                         'epochs' % (len(names) - 1) in text
+    assert 'INSIDE the band at all 5 compared epochs' in text
+    speed = next(line for line in text.splitlines() if line.startswith('speed:'))
+    assert 'training images/s over 5 epoch(s)' in speed and 'the reference runs' in speed
+    with open(os.path.join(run, 'band.png'), 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_the_blog_recipe_fails_and_a_diverged_run_fails(tmp_path):
+    refs = curves.load_references([SET])
+    text, code = selfcheck.judge(copy_run(os.path.join(CHANGED, 'blog'), str(tmp_path / 'blog')),
+                                 refs)
+    assert code == 1 and 'self-check: FAIL: outside the band at epoch(s)' in text
+    assert 'recipe_name: blog vs upstream' in text  # the report points at the cause
+    text, code = selfcheck.judge(copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'nan')),
+                                 refs, diverged=True)
+    assert code == 1 and 'self-check: FAIL: the run diverged' in text
+
+
+# --- one whole check, on the tiny configuration ------------------------------------------------
+
+def test_a_whole_self_check_on_a_tiny_set(tmp_path, cifar_home):
+    logdir = str(tmp_path / 'run')
+    proc = run_selfcheck(['--reference', tiny_set(str(tmp_path / 'set')), '--seed', '1',
+                          '--logdir', logdir], home=cifar_home)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '256/256 [' in proc.stdout  # the progress bar: no --quiet
+    assert 'self-check: PASS' in proc.stdout and 'training images/s' in proc.stdout
+    with open(os.path.join(logdir, 'run.json')) as f:
+        record = json.load(f)
+    # The set's configuration, with the check's seed and logdir.
+    assert record['argv'] == ['--deterministic', '--epochs', '1', '--train-limit', '256',
+                              '--test-limit', '128', '--seed', '1', '--logdir', logdir]
+    assert record['status'] == 'finished'
+    assert os.path.exists(os.path.join(logdir, 'band.png'))
+    # The configuration and seed of synthetic-tiny's first epoch: the same val_acc.
+    assert curves.load_history(logdir).frame.at[1, 'val_acc'] == pytest.approx(
+        curves.load_history(TINY).frame.at[1, 'val_acc'])
