@@ -26,7 +26,7 @@ from keras.callbacks import ModelCheckpoint
 import pandas
 from make_parallel import make_parallel
 from runkit import callbacks, dataset, files, guards, preprocess, recipes, records, resume, session
-from runkit.cli import parse_args
+from runkit.cli import hold_logdir, parse_args
 
 # Configuring batch size, number of classes and the no of iterations
 batch_size = 32
@@ -98,7 +98,7 @@ def build_model(recipe):
 # blog: the listing's top-level statements in main(), so that a failure can end in one line
 # and an exit code; flags and recipes, with the constants above as the blog's defaults. [repo]
 def main(argv=None):
-    args, resumed, initial_epoch = parse_args(argv, batch_size, nb_epoch)
+    args, resumed, initial_epoch = hold_logdir(parse_args(argv))
     recipe, overridden = recipes.for_run(args, resumed, batch_size, nb_epoch)
 
     # Splitting the dataset into train, test and validation set

@@ -23,14 +23,14 @@ import json
 import os
 import sys
 import warnings
-# Keras 1.2.2 reads its backend from ~/.keras/keras.json, which may name Theano.
-os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-# TF 1.15's INFO lines and deprecation notices would drown the one line per image.
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
+from runkit.errors import Refused, exit_code, prepare
+prepare('predict.py')
 import numpy as np
 from PIL import Image, ImageOps
 
 from runkit.argtypes import Parser, positive_int
+from runkit.files import read_json_object
 from runkit.preprocess import SCALE_255, preprocess
 
 # CIFAR-10's label order (batches.meta).
@@ -41,8 +41,8 @@ CHECKPOINT = 'weights.best.hdf5'
 ALL_CLASSIFIED, SOME_FAILED, USAGE = 0, 1, 2
 
 
-class PredictError(Exception):
-    """A bad run, checkpoint or preprocessing record; str() is the one-line message (exit 2)."""
+class PredictError(Refused):
+    """A bad run, checkpoint or preprocessing record (exit 2)."""
 
 
 def locate(weights=None, run=None):
@@ -69,13 +69,7 @@ def read_preprocessing(logdir):
         raise PredictError('no run.json in %s: it records the preprocessing the model was '
                            'trained with; keep the run\'s run.json beside its checkpoint, or '
                            'use --run with the run directory' % logdir)
-    try:
-        with open(record) as f:
-            run = json.load(f)
-    except (OSError, ValueError) as e:
-        raise PredictError('cannot read %s: %s' % (record, e))
-    if not isinstance(run, dict):
-        raise PredictError('%s is not a run record' % record)
+    run = read_json_object(record)
     if 'preprocessing' not in run:
         # Runs made before the record existed all scaled by 1/255: it was the only choice then.
         return SCALE_255, ('%s predates the preprocessing record; using the blog\'s scaling by '
@@ -225,9 +219,6 @@ def build_parser():
     return p
 
 
-def fail(message, code=USAGE):
-    sys.stderr.write('predict.py: error: %s\n' % message)
-    return code
 
 
 def main(argv=None):
@@ -235,20 +226,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.top > len(CLASSES):
         parser.error('--top %d: CIFAR-10 has %d classes' % (args.top, len(CLASSES)))
-    try:
-        weights, logdir = locate(args.weights, args.run)
-        spec, note = read_preprocessing(logdir)
-        if note:
-            sys.stderr.write('predict.py: note: %s\n' % note)
-        model = load_checkpoint(weights)
-        images, read, failed = read_images(args.images)
-        probabilities = (classify(model, images, spec, logdir, args.batch_size) if len(read)
-                         else np.zeros((0, len(CLASSES)), np.float32))
-    except PredictError as e:
-        return fail(str(e))
+    weights, logdir = locate(args.weights, args.run)
+    spec, note = read_preprocessing(logdir)
+    if note:
+        sys.stderr.write('predict.py: note: %s\n' % note)
+    model = load_checkpoint(weights)
+    images, read, failed = read_images(args.images)
+    probabilities = (classify(model, images, spec, logdir, args.batch_size) if len(read)
+                     else np.zeros((0, len(CLASSES)), np.float32))
 
     for path, reason in failed:
-        fail('%s: %s' % (path, reason))
+        sys.stderr.write('predict.py: error: %s: %s\n' % (path, reason))
     results = dict((path, p) for path, p in zip(read, probabilities))
     reasons = dict(failed)
     if args.json:
@@ -272,4 +260,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, 'predict.py'))

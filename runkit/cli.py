@@ -28,7 +28,7 @@ def default_logdir():
     return os.path.join('logs', datetime.datetime.utcnow().strftime('%Y%m%dT%H%M%SZ'))
 
 
-def build_parser(batch_size, nb_epoch):
+def build_parser():
     # allow_abbrev=False: '--epoch 3' must not silently mean --epochs.
     p = Parser(prog='allconvnet.py', allow_abbrev=False,
                description='Train the All Convolutional Net (All-CNN-C) on CIFAR-10 as in the '
@@ -42,11 +42,11 @@ def build_parser(batch_size, nb_epoch):
                         "allconv.py, or the paper's All-CNN-C; docs/recipes.md compares them. "
                         "The flags below override single fields")
     p.add_argument('--epochs', type=positive_int, default=None,
-                   help="epochs to train (default: the recipe's; blog: nb_epoch = %d, "
-                        "upstream and paper: 350)" % nb_epoch)
+                   help="epochs to train (default: the recipe's; the blog's is nb_epoch in "
+                        "allconvnet.py, docs/recipes.md has the others)")
     p.add_argument('--batch-size', type=positive_int, default=None,
                    help="images per step, split across the towers (default: the recipe's; "
-                        "blog: %d)" % batch_size)
+                        "the blog's is batch_size in allconvnet.py)")
     p.add_argument('--gpus', type=gpus_arg, default='all',
                    help="towers for make_parallel: a count, or 'all' visible GPUs "
                         "(default); 0 trains the plain model on the CPU")
@@ -79,63 +79,63 @@ def build_parser(batch_size, nb_epoch):
                         "diverges (see README)")
     p.add_argument('--lr', type=positive_float, default=None,
                    help="override the learning rate of whichever SGD trains, the paper's "
-                        "starting rate gamma (default: the recipe's: blog 0.01, Keras' default; "
-                        "0.1 with --pass-sgd-object; upstream 0.01; paper 0.01)")
+                        "starting rate gamma (default: the recipe's, docs/recipes.md)")
     p.add_argument('--weight-decay', type=non_negative_float, default=None, metavar='LAMBDA',
                    help="weight decay on every convolution kernel, as the paper's lambda "
-                        "(a gradient term lambda*w; default: the recipe's: 0 for blog and "
-                        "upstream, 0.001 for paper)")
+                        "(a gradient term lambda*w; default: the recipe's, docs/recipes.md)")
     p.add_argument('--logdir', type=folder, default=None,
                    help='where the run writes its files (default: logs/<UTC timestamp>)')
     p.add_argument('--resume', type=folder, default=None, metavar='LOGDIR',
                    help='continue the run in LOGDIR after its last finished epoch, with the '
                         'arguments stored in its run.json (only --quiet may go with it)')
     p.add_argument('--overwrite', action='store_true',
-                   help='allow --logdir to be a directory that holds a finished run')
+                   help="let a new run delete the run files already in --logdir (a live "
+                        "run's folder is refused all the same)")
     p.add_argument('--quiet', action='store_true',
                    help="no per-batch progress bar: the listing's verbose=0 (the checkpoint "
                         "still prints a line per epoch, as the post's did)")
     return p
 
 
-def parse_args(argv, batch_size, nb_epoch):
-    """(args, stored run.json or None, the epoch to continue after), with the logdir held for
-    this process (records.claim); with --resume, the arguments come from run.json."""
-    from runkit import records  # pandas: not for --help or a usage error
-    parser = build_parser(batch_size, nb_epoch)
+def parse_args(argv):
+    """The flags of `argv`, refused in one line (exit 2) where they cannot be right. With
+    --resume, only --resume and --quiet: the run's own arguments come from hold_logdir."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.resume is not None:
-        return resume_args(parser, args)
+        extra = ['--' + k.replace('_', '-') for k, v in sorted(vars(args).items())
+                 if k not in RESUME_MAY_CHANGE and v != parser.get_default(k)]
+        if extra:
+            parser.error('--resume continues a run with the arguments in its run.json; drop '
+                         '%s (only --quiet may go with --resume)' % ', '.join(extra))
+        return args
     if args.deterministic and args.seed is None:
         parser.error('--deterministic needs --seed N')
     if args.towers_on_cpu and args.gpus == 'all':
         parser.error('--towers-on-cpu needs a tower count, e.g. --gpus 2')
     if args.logdir is None:
         args.logdir = default_logdir()
-    records.claim(args.logdir, args.overwrite)
-    return args, None, 0
+    return args
 
 
 # Flags that change only what a resumed run prints.
 RESUME_MAY_CHANGE = ('resume', 'quiet')
 
 
-def resume_args(parser, given):
-    """The stored run's arguments; refused when other flags come with --resume, since the
-    run goes on as it started."""
-    from runkit import records, resume  # Keras: only once a run is resumed
-    extra = ['--' + k.replace('_', '-') for k, v in sorted(vars(given).items())
-             if k not in RESUME_MAY_CHANGE and v != parser.get_default(k)]
-    if extra:
-        parser.error('--resume continues a run with the arguments in its run.json; drop %s '
-                     '(only --quiet may go with --resume)' % ', '.join(extra))
-    records.claim(given.resume, overwrite=False, resuming=True)
-    stored, epoch = resume.check(given.resume)
+def hold_logdir(args):
+    """(args, stored run.json or None, the epoch to continue after), with the logdir held for
+    this process (records.claim). A resumed run's arguments are its run.json's."""
+    from runkit import records, resume  # pandas and Keras: not for --help or a usage error
+    if args.resume is None:
+        records.claim(args.logdir, args.overwrite)
+        return args, None, 0
+    records.claim(args.resume, overwrite=False, resuming=True)
+    stored, epoch = resume.check(args.resume)
+    parser = build_parser()
     try:
-        args = parser.parse_args(stored['argv'])
+        resumed = parser.parse_args(stored['argv'])
     except SystemExit:
-        parser.error('--resume %s: the arguments in its run.json are refused above'
-                     % given.resume)
-    args.resume = args.logdir = given.resume
-    args.quiet = args.quiet or given.quiet
-    return args, stored, epoch
+        parser.error('--resume %s: the arguments in its run.json are refused above' % args.resume)
+    resumed.resume = resumed.logdir = args.resume
+    resumed.quiet = resumed.quiet or args.quiet
+    return resumed, stored, epoch

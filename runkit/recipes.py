@@ -30,6 +30,20 @@ KERAS_SGD = {'lr': 0.01, 'momentum': 0., 'decay': 0., 'nesterov': False}
 BLOG_SGD_OBJECT = {'compile_with': 'object', 'lr': 0.1, 'momentum': 0.9, 'decay': 1e-6,
                    'nesterov': True}
 
+# listing: its ImageDataGenerator arguments, verbatim with their comments (the flip comments
+# sit on False); tools/blog_diff.py finds these lines for the listing's.
+LISTING_AUGMENTATION = dict(
+        featurewise_center=False,  # set input mean to 0 over the dataset
+        samplewise_center=False,  # set each sample mean to 0
+        featurewise_std_normalization=False,  # divide inputs by std of the dataset
+        samplewise_std_normalization=False,  # divide each input by its std
+        zca_whitening=False,  # apply ZCA whitening
+        rotation_range=0,  # randomly rotate images in the range (degrees, 0 to 180)
+        width_shift_range=0.1,  # randomly shift images horizontally (fraction of total width)
+        height_shift_range=0.1,  # randomly shift images vertically (fraction of total height)
+        horizontal_flip=False,  # randomly flip images
+        vertical_flip=False)  # randomly flip images
+
 RECIPES = {
     'blog': {
         # listing: compile(optimizer='sgd'), the string, so Keras' default SGD (upstream PR #1).
@@ -47,19 +61,7 @@ RECIPES = {
         'epochs': None,
         'batch_size': None,
         'preprocessing': SCALE_255,  # listing: raw 0-255; upstream c2af6a7: X /= 255
-        # listing: its ImageDataGenerator arguments, verbatim with their comments (the flip
-        # comments sit on False); tools/blog_diff.py finds these lines for the listing's.
-        'augmentation': dict(
-            featurewise_center=False,  # set input mean to 0 over the dataset
-            samplewise_center=False,  # set each sample mean to 0
-            featurewise_std_normalization=False,  # divide inputs by std of the dataset
-            samplewise_std_normalization=False,  # divide each input by its std
-            zca_whitening=False,  # apply ZCA whitening
-            rotation_range=0,  # randomly rotate images in the range (degrees, 0 to 180)
-            width_shift_range=0.1,  # randomly shift images horizontally (fraction of total width)
-            height_shift_range=0.1,  # randomly shift images vertically (fraction of total height)
-            horizontal_flip=False,  # randomly flip images
-            vertical_flip=False)  # randomly flip images
+        'augmentation': LISTING_AUGMENTATION,
     },
     'upstream': {
         # dca8f05 (PR #1): compile gets the SGD object, and its lr goes from 0.1 to 0.01.
@@ -73,12 +75,8 @@ RECIPES = {
         'epochs': 350,  # c2af6a7: nb_epoch = 350
         'batch_size': 32,  # c2af6a7: batch_size = 32, as the listing
         'preprocessing': SCALE_255,  # c2af6a7: X /= 255; d642d15 dropped the second rescale
-        'augmentation': {  # d642d15: the listing's arguments, but horizontal_flip=True
-            'featurewise_center': False, 'samplewise_center': False,
-            'featurewise_std_normalization': False, 'samplewise_std_normalization': False,
-            'zca_whitening': False, 'rotation_range': 0,
-            'width_shift_range': 0.1, 'height_shift_range': 0.1,
-            'horizontal_flip': True, 'vertical_flip': False},
+        # d642d15: the listing's arguments, but horizontal_flip=True
+        'augmentation': dict(LISTING_AUGMENTATION, horizontal_flip=True),
     },
     'paper': {
         # paper: SGD with momentum 0.9 and a fixed γ (no per-update decay); γ is picked from
@@ -98,21 +96,17 @@ RECIPES = {
         'epochs': 350,  # paper: 350 epochs
         'batch_size': 32,  # paper: not stated; choice: the listing's and upstream's 32
         'preprocessing': GCN_ZCA,  # paper: GCN + ZCA as Goodfellow et al. 2013 (maxout)
-        'augmentation': {  # paper: horizontal flips and translations of up to 5 pixels
-            'featurewise_center': False, 'samplewise_center': False,
-            'featurewise_std_normalization': False, 'samplewise_std_normalization': False,
-            'zca_whitening': False, 'rotation_range': 0,
-            # Keras 1.2.2 shifts by uniform(-f, f) * 32 px, rounded by order-0 interpolation.
-            'width_shift_range': 5. / 32, 'height_shift_range': 5. / 32,
-            'horizontal_flip': True, 'vertical_flip': False,
-            # choice: zero padding; after ZCA zero is the training set's mean image.
-            'fill_mode': 'constant', 'cval': 0.},
+        # paper: horizontal flips and translations of up to 5 pixels. Keras 1.2.2 shifts by
+        # uniform(-f, f) * 32 px, rounded by order-0 interpolation; choice: zero padding, which
+        # after ZCA is the training set's mean image.
+        'augmentation': dict(LISTING_AUGMENTATION, width_shift_range=5. / 32,
+                             height_shift_range=5. / 32, horizontal_flip=True,
+                             fill_mode='constant', cval=0.),
     },
 }
 
-# Flag (argparse dest) -> the field it overrides; None means "not given".
-FLAG_FIELDS = (('epochs', 'epochs'), ('batch_size', 'batch_size'),
-               ('weight_decay', 'weight_decay'))
+# Flags (argparse dests) that override the recipe field of their name; None means not given.
+FLAG_FIELDS = ('epochs', 'batch_size', 'weight_decay')
 
 
 def resolve(args, batch_size, nb_epoch):
@@ -136,8 +130,8 @@ def resolve(args, batch_size, nb_epoch):
             # The string 'sgd' cannot carry another lr: the same default SGD, as an object.
             optimizer['compile_with'] = 'object'
         overridden.append('optimizer.lr')
-    for dest, field in FLAG_FIELDS:
-        value = getattr(args, dest, None)
+    for field in FLAG_FIELDS:
+        value = getattr(args, field, None)
         if value is not None:
             record[field] = value
             overridden.append(field)

@@ -142,7 +142,8 @@ def test_unreachable_mirror_fails_naming_the_manual_route_before_any_session(
 # -- interrupted runs lose nothing and resume -----------------------------------------
 
 # Resuming is the same after either signal, so one case resumes.
-@pytest.mark.parametrize('signum,resume', [(signal.SIGTERM, True), (signal.SIGINT, False)])
+@pytest.mark.parametrize('signum,resume', [(signal.SIGTERM, True), (signal.SIGINT, False),
+                                           (signal.SIGHUP, False)])
 def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_path, signum,
                                                               resume):
     logdir = str(tmp_path / 'run')

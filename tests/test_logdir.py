@@ -23,11 +23,14 @@ def snapshot(folder):
 
 @pytest.fixture
 def stopped_run(tiny_runs, tmp_path):
-    """A copy of a finished 2-epoch run that says it was interrupted after epoch 2."""
+    """A copy of a finished 2-epoch run that says it was a 5-epoch run interrupted after
+    epoch 2."""
     logdir = tmp_path / 'stopped'
     shutil.copytree(tiny_runs['single'][0], str(logdir))
     run = json.loads((logdir / 'run.json').read_text())
-    run.update(status='interrupted')
+    run['argv'][run['argv'].index('--epochs') + 1] = '5'
+    run['recipe']['epochs'] = 5
+    run.update(status='interrupted', logdir=str(logdir))
     (logdir / 'run.json').write_text(json.dumps(run))
     return logdir
 
@@ -311,3 +314,19 @@ def test_a_signal_before_the_first_epoch_ends_says_so_and_keeps_nothing(cifar_ho
                            'finished; nothing was kept. Start again with: ')
     assert line.endswith('allconvnet.py ' + ' '.join(argv)) and '--resume' not in line
     assert not logdir.exists()
+
+
+def test_a_signal_while_resume_restores_leaves_the_run_as_it_was(stopped_run, cifar_home):
+    """SIGINT at several moments of --resume's start (imports, data, model, restore): the
+    run's history and status are as before, or, once training went on, the new epochs kept."""
+    before = pandas.read_csv(str(stopped_run / 'history.csv'))
+    for delay in (1.0, 3.0, 5.0, 7.0):
+        proc = start_allconvnet(['--resume', str(stopped_run)], cifar_home)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and 'Traceback' not in err, (delay, err[-2000:])
+        run = json.loads((stopped_run / 'run.json').read_text())
+        assert run['status'] == 'interrupted', (delay, run['status'])
+        history = pandas.read_csv(str(stopped_run / 'history.csv'))
+        assert list(history.epoch)[:2] == list(before.epoch) == [1, 2]

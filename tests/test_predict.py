@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import predict
+from runkit.errors import exit_code
 from conftest import ROOT
 from runkit.preprocess import SCALE_255, preprocess
 
@@ -70,7 +71,7 @@ def run_main(argv, capsys):
     K.clear_session()
     capsys.readouterr()  # Keras' "Using TensorFlow backend." when this process first imports it
     try:
-        code = predict.main(argv)
+        code = exit_code(lambda: predict.main(argv), 'predict.py')
     except SystemExit as e:  # argparse refusals
         code = e.code
     out, err = capsys.readouterr()
@@ -162,6 +163,23 @@ def test_unreadable_images_are_reported_and_the_others_classified(single_run, im
     assert [e['image'] for e in entries] == files
     assert [('error' in e) for e in entries] == [False, True, True, True, False]
     assert len(entries[0]['top']) == 3 and len(entries[4]['probabilities']) == 10
+
+
+def test_16_bit_images_are_scaled_and_float_images_refused(single_run, tmp_path, capsys):
+    from PIL import Image
+    grey = np.full((32, 32), 32896, np.uint16)  # 32896 / 257 = 128 exactly
+    Image.fromarray(grey).save(str(tmp_path / 'grey16.png'))
+    Image.fromarray(grey, 'I;16').save(str(tmp_path / 'grey16.tif'))
+    Image.fromarray(grey.astype(np.float32) / 65535).save(str(tmp_path / 'float.tif'))
+    for name in ('grey16.png', 'grey16.tif'):
+        pixels = predict.read_image(str(tmp_path / name))
+        assert pixels.dtype == np.uint8 and (pixels == 128).all(), name
+    files = [str(tmp_path / n) for n in ('grey16.png', 'float.tif')]
+    proc = predict_here(files + ['--run', single_run], capsys)
+    assert proc.returncode == 1, proc.stderr
+    errors = proc.stderr.splitlines()
+    assert len(errors) == 1 and 'float.tif: holds floating-point pixels' in errors[0], errors
+    assert proc.stdout.startswith(files[0] + ': ')
 
 
 def test_another_models_hdf5_is_refused_in_one_line(single_run, image_files, tmp_path, capsys):

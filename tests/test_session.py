@@ -104,7 +104,7 @@ def test_the_onednn_build_never_compiles_with_xla():
 def test_jit_rejects_other_values(capsys):
     from runkit.cli import parse_args
     with pytest.raises(SystemExit) as e:
-        parse_args(['--jit', 'yes'], 32, 1000)
+        parse_args(['--jit', 'yes'])
     assert e.value.code == 2
     assert "argument --jit: invalid choice: 'yes'" in capsys.readouterr().err
 
