@@ -58,4 +58,4 @@ rehearse-image:
 
 # Regenerate the image's hash lock from requirements.txt (downloads about 450 MB).
 lock-image:
-	.venv/bin/python tools/lock_image_requirements.py
+	.venv/bin/python -m tools.lock_image_requirements

@@ -188,7 +188,7 @@ def main(argv):
         problems = disagreements(expected, lock)
         if problems:
             sys.stderr.write('%s does not match %s (with %s swapped for %s):\n  %s\n'
-                             'Regenerate it: python tools/lock_image_requirements.py\n'
+                             'Regenerate it: make lock-image (tools/lock_image_requirements.py)\n'
                              % (argv[2], argv[1], CPU_PACKAGE, GPU_PACKAGE,
                                 '\n  '.join(problems)))
             return 1

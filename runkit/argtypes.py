@@ -15,14 +15,25 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def positive_int(text):
+def whole_number(text, ok, rule):
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError('%r is not a whole number' % text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be 1 or more, got %d' % value)
+    if not ok(value):
+        raise argparse.ArgumentTypeError('must be %s, got %d' % (rule, value))
     return value
+
+
+def count_or_all(text):
+    """A whole number of 0 or more, or 'all'."""
+    if text == 'all':
+        return text
+    return whole_number(text, lambda v: v >= 0, "0 (CPU), a positive count or all")
+
+
+def positive_int(text):
+    return whole_number(text, lambda v: v >= 1, '1 or more')
 
 
 def _float(text, ok, rule):
@@ -37,10 +48,7 @@ def _float(text, ok, rule):
 
 def seed(text):
     """A seed numpy accepts: 0 to 2**32 - 1."""
-    value = positive_int(text) if text.strip() != '0' else 0
-    if value > 2 ** 32 - 1:
-        raise argparse.ArgumentTypeError('must be at most 4294967295 (2**32 - 1), got %d' % value)
-    return value
+    return whole_number(text, lambda v: 0 <= v <= 2 ** 32 - 1, 'from 0 to 4294967295 (2**32 - 1)')
 
 
 def folder(text):

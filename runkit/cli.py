@@ -3,25 +3,13 @@
 Every refusal is one line on stderr and exit code 2 (argparse's convention), with no traceback.
 """
 
-import argparse
 import datetime
 import os
 
-from runkit.argtypes import Parser, folder, non_negative_float, positive_float, positive_int, seed
+from runkit.argtypes import (Parser, count_or_all, folder, non_negative_float, positive_float,
+                             positive_int, seed)
 from runkit.recipes import NAMES
 from runkit.session import JIT_CHOICES, JIT_MIN_IMAGES
-
-
-def gpus_arg(text):
-    if text == 'all':
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is neither a whole number nor 'all'" % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be 0 (CPU), a positive count or all, got %d' % value)
-    return value
 
 
 def default_logdir():
@@ -47,7 +35,7 @@ def build_parser():
     p.add_argument('--batch-size', type=positive_int, default=None,
                    help="images per step, split across the towers (default: the recipe's; "
                         "the blog's is batch_size in allconvnet.py)")
-    p.add_argument('--gpus', type=gpus_arg, default='all',
+    p.add_argument('--gpus', type=count_or_all, default='all',
                    help="towers for make_parallel: a count, or 'all' visible GPUs "
                         "(default); 0 trains the plain model on the CPU")
     p.add_argument('--towers-on-cpu', action='store_true',

@@ -16,7 +16,6 @@ cifar-10-batches-py/: Python 3.7's tarfile has no extraction filter, and a mirro
 whose MD5 the user set could otherwise write anywhere the user can.
 """
 import contextlib
-import hashlib
 import http.client
 import os
 import pickle
@@ -33,6 +32,7 @@ import urllib.request
 import numpy as np
 
 from runkit.errors import Interrupted, Refused, exit_code, prepare
+from runkit.files import digest
 
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
@@ -72,14 +72,6 @@ def repair_hint(datadir):
     folder = os.path.join(datadir, NAME)
     return 'Repair: delete %s and %s.tar.gz and rerun to download again, or %s' % (
         folder, folder, manual_route(folder + '.tar.gz'))
-
-
-def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url, path):
@@ -199,7 +191,7 @@ def ensure(url=None, md5=None):
                                            delete=False).name
         try:
             download(url, part)
-            found = file_md5(part)
+            found = digest(part)
             if found != md5:
                 raise DatasetError('download of %s has MD5 %s, expected %s (truncated, or not '
                                    'CIFAR-10)' % (url, found, md5))
@@ -214,7 +206,7 @@ def ensure(url=None, md5=None):
             if os.path.exists(part):
                 os.remove(part)
     else:
-        found = file_md5(archive)
+        found = digest(archive)
         if found != md5:
             raise DatasetError('%s has MD5 %s, expected %s. %s'
                                % (archive, found, md5, repair_hint(datadir)))

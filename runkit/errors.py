@@ -49,13 +49,18 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _state = {'hold': False, 'pending': None, 'stopping': False}
 
 
-def prepare(prog):
-    """Before TensorFlow is imported: Keras' backend and TF's log level (Keras 1.2.2 reads its
+def environment():
+    """Before TensorFlow is imported: Keras' backend and TF's log level. Keras 1.2.2 reads its
     backend from ~/.keras/keras.json, which may name Theano, and TF 1.15's INFO lines bury the
-    progress bar); a signal while the imports run (seconds) ends the process in one line, as
-    nothing has been written yet."""
+    progress bar."""
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+
+
+def prepare(prog):
+    """environment(), and a signal while the imports run (seconds) ends the process in one
+    line, as nothing has been written yet."""
+    environment()
 
     def handler(signum, frame):
         os.write(2, ('\n%s: interrupted by %s while starting; nothing was written\n'

@@ -9,6 +9,7 @@ HDF5 files are built in memory (h5py writes to a BytesIO since 2.9) and written 
 libhdf5 crashes the process (exit 139) once a write to its open file has failed, and Keras
 1.2.2's model.save leaves that file open when it raises.
 """
+import hashlib
 import io
 import json
 import os
@@ -97,3 +98,12 @@ def read_json_object(path):
         raise Refused('%s is not a run record (a JSON %s, not an object)'
                       % (path, type(data).__name__))
     return data
+
+
+def digest(path, algorithm='md5'):
+    """The hex digest of the file at `path`, read a MiB at a time."""
+    h = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()

@@ -1,5 +1,5 @@
 """A run's logdir and its record: who may write there, run.json through the run's life, and
-the machine and versions it ran on.
+and the command that runs it again.
 
 One process writes a logdir at a time: it holds an flock on LOGDIR/.lock from before the data
 is read until it exits, and the kernel releases it when the process dies. A new run is refused
@@ -11,18 +11,15 @@ import datetime
 import errno
 import fcntl
 import os
-import platform
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 from contextlib import contextmanager
 
-import numpy as np
-import pandas
 from runkit.errors import Diverged, Failure, Interrupted, Refused, WriteFailed, on_exit, one_line
 from runkit.files import read_json_object, write_json, write_via
+from runkit.provenance import git_commit, machine, versions
 
 LOCK = '.lock'
 
@@ -53,54 +50,6 @@ def command(argv):
 
 def utc_now():
     return datetime.datetime.utcnow().replace(microsecond=0).isoformat() + 'Z'
-
-
-def git_commit():
-    """HEAD (with -dirty for local changes), or $ALLCONVNET_GIT_COMMIT where there is no git
-    (the Docker image sets it from its VCS_REF build argument)."""
-    if os.environ.get('ALLCONVNET_GIT_COMMIT'):
-        return os.environ['ALLCONVNET_GIT_COMMIT']
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        out = subprocess.check_output(['git', 'rev-parse', 'HEAD'], cwd=here,
-                                      stderr=subprocess.DEVNULL)
-        dirty = subprocess.check_output(['git', 'status', '--porcelain', '--untracked-files=no'],
-                                        cwd=here, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.decode().strip() + ('-dirty' if dirty.strip() else '')
-
-
-def versions():
-    import h5py
-    import keras
-    import tensorflow as tf
-    return {'python': platform.python_version(), 'tensorflow': tf.__version__,
-            'keras': keras.__version__, 'numpy': np.__version__,
-            'pandas': pandas.__version__, 'h5py': h5py.__version__}
-
-
-def machine(details=False):
-    """The CPU's model name, the cores this process may use and the platform; with `details`,
-    also the CPU's MHz and instruction-set flags, which a peak FLOP/s needs and run.json not."""
-    cpuinfo = {}
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                cpuinfo.setdefault(key.strip(), value.strip())  # the first processor's
-    except OSError:
-        pass
-    # The affinity mask, not the machine's count: TensorFlow sizes its thread pools from it.
-    cores = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else range(os.cpu_count())
-    info = {'cpu': cpuinfo.get('model name', platform.processor()), 'cores': len(cores),
-            'platform': platform.platform()}
-    if details:
-        info['mhz'] = float(cpuinfo['cpu MHz']) if 'cpu MHz' in cpuinfo else None
-        info['flags'] = cpuinfo.get('flags', '').split()
-    return info
-
-
 
 
 class Logdir:

@@ -6,8 +6,9 @@ import pytest
 import synthetic_cifar
 from helpers import ROOT, run_allconvnet, run_side_by_side  # noqa: F401 (until moved)
 
-os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from runkit.errors import environment
+
+environment()
 
 
 @pytest.fixture(scope='session')

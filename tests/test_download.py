@@ -31,7 +31,7 @@ def test_download_verifies_unpacks_and_is_read_by_keras(empty_home, mirror, caps
     datadir = empty_home / '.keras' / 'datasets'
     assert folder == str(datadir / 'cifar-10-batches-py')
     assert left_behind(empty_home) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
-    assert dataset.file_md5(folder + '.tar.gz') == md5
+    assert dataset.digest(folder + '.tar.gz') == md5
     assert 'Downloading CIFAR-10 from %s' % url in capsys.readouterr().out
     # Keras reads it from there without downloading: the end-to-end run from a fresh HOME
     # (conftest's tiny_runs) trains on exactly this.

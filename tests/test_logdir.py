@@ -146,17 +146,22 @@ def test_no_state_leads_somewhere_not_in_a_circle(stopped_run, capsys):
     assert '--overwrite' in resume_line and '--resume' not in new_line.split(';')[-1]
 
 
+def mount_tmpfs(folder, size):
+    """A tmpfs of `size` at `folder` (root can write through file modes, so a read-only or a
+    full disk needs a filesystem of its own); skips, saying why, where it cannot mount."""
+    if os.geteuid() != 0 or not shutil.which('mount'):
+        pytest.skip('needs root to mount a tmpfs')
+    folder.mkdir()
+    if subprocess.call(['mount', '-t', 'tmpfs', '-o', 'size=' + size, 'tmpfs', str(folder)]):
+        pytest.skip('mount -t tmpfs was refused here')
+    return folder
+
+
 @pytest.fixture
 def read_only(tmp_path):
-    """A folder on a tmpfs remounted read-only (root can write through file modes)."""
-    if os.geteuid() != 0 or not shutil.which('mount'):
-        pytest.skip('needs root to mount a tmpfs; file modes do not stop root')
-    mount = tmp_path / 'ro'
-    mount.mkdir()
-    if subprocess.call(['mount', '-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', str(mount)]):
-        pytest.skip('mount -t tmpfs was refused here')
-    yield mount
-    subprocess.call(['umount', '-l', str(mount)])
+    """A tmpfs that the test remounts read-only."""
+    yield mount_tmpfs(tmp_path / 'ro', '64m')
+    subprocess.call(['umount', '-l', str(tmp_path / 'ro')])
 
 
 def test_resume_into_a_read_only_folder_is_one_line(stopped_run, read_only, capsys):
@@ -201,15 +206,9 @@ def test_any_exception_is_recorded_as_failed_with_its_reason(tmp_path):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 24 MB tmpfs: room for one 11 MB checkpoint and not for the state.h5 after it."""
-    if os.geteuid() != 0 or not shutil.which('mount'):
-        pytest.skip('needs root to mount a tmpfs for a full disk')
-    mount = tmp_path / 'disk'
-    mount.mkdir()
-    if subprocess.call(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', str(mount)]):
-        pytest.skip('mount -t tmpfs was refused here')
-    yield mount
-    subprocess.call(['umount', '-l', str(mount)])
+    """A 16 MB tmpfs: room for one 11 MB checkpoint and not for the state.h5 after it."""
+    yield mount_tmpfs(tmp_path / 'disk', '16m')
+    subprocess.call(['umount', '-l', str(tmp_path / 'disk')])
 
 
 def test_a_full_disk_ends_in_one_line_and_keeps_the_previous_checkpoint(cifar_home, tiny_disk):

@@ -18,7 +18,6 @@ case. The defaults take about 2 minutes on 2 cores.
 import argparse
 import json
 import os
-import pathlib
 import shlex
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import time
 import numpy as np
 
 from runkit.argtypes import Parser, assignment, positive_int
+from runkit.errors import environment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
@@ -155,13 +155,12 @@ def own_build():
 
 def worker(spec):
     """Time one case in this process: its images per repeat, seconds per repeat, FLOPs, build."""
-    os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    environment()
     import tensorflow as tf
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     from keras import backend as K
     import allconvnet
-    from runkit import recipes, records, session
+    from runkit import provenance, recipes, session
     K.set_image_dim_ordering('tf')
     build = session.tf_build()
     jit = spec['jit']
@@ -199,7 +198,7 @@ def worker(spec):
         work(steps)
         result['seconds'].append(time.perf_counter() - start)
     result['build'] = {
-        'distribution': tf_distribution(), 'mkl': build == 'mkl', 'versions': records.versions(),
+        'distribution': tf_distribution(), 'mkl': build == 'mkl', 'versions': provenance.versions(),
         'gpus': [d.name for d in tf.config.experimental.list_physical_devices('GPU')]}
     return result
 
@@ -242,7 +241,7 @@ def summarize(results):
 
 
 def report_of(cases, settings, started, command):
-    from runkit.records import machine  # here, not above: it imports Keras
+    from runkit.provenance import machine  # here, not above: it imports numpy and pandas
     info = dict(machine(details=True), core=core_of(cpuinfo()))
     peak, per_cycle, isa = peak_gflops(info)
     builds = {c['build']: c['results'][-1]['build'] for c in cases if c['results']}
@@ -320,10 +319,9 @@ def markdown(report):
 
 
 def write_report(out, report):
-    from runkit.records import replace_atomically, write_json  # here, not above: Keras
+    from runkit.files import write_json, write_whole  # here, not above
     write_json(os.path.join(out, 'bench.json'), report)
-    replace_atomically(lambda tmp: pathlib.Path(tmp).write_text(markdown(report) + '\n'),
-                       os.path.join(out, 'bench.md'))
+    write_whole(os.path.join(out, 'bench.md'), markdown(report) + '\n')
 
 
 def parse_args(argv):

@@ -6,7 +6,7 @@ Run it after any change to requirements.txt (tests/test_dockerfile.py and the im
 refuse a lock that disagrees with it). It needs PyPI and about 450 MB of downloads
 (tensorflow-gpu alone is 411 MB), and Python 3.7 (.venv/bin/python):
 
-    .venv/bin/python tools/lock_image_requirements.py [--download-dir DIR]
+    .venv/bin/python -m tools.lock_image_requirements [--download-dir DIR]
 
 For each pin it hashes two files when they differ: the one pip picks inside the image (CPython
 3.7 on Ubuntu 18.04, glibc 2.27: manylinux_2_27 and older) and the one it picks on this
@@ -16,13 +16,14 @@ are ignored: the hashes are PyPI's files, the ones the image downloads.
 """
 
 import argparse
-import hashlib
 import importlib.util
 import os
 import re
 import subprocess
 import sys
 import tempfile
+
+from runkit.files import digest
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # docker/ is no package: the image copies the module alone (docker/install-requirements.sh).
@@ -71,18 +72,10 @@ def dist_name(filename):
     return ir.canonical(match.group(1))
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_lock(path, what, pins, folder):
     hashes = {}
     for filename in sorted(os.listdir(folder)):
-        hashes.setdefault(dist_name(filename), []).append(sha256(os.path.join(folder, filename)))
+        hashes.setdefault(dist_name(filename), []).append(digest(os.path.join(folder, filename), 'sha256'))
     lines = [HEADER.format(what=what)]
     for name, version in pins:
         found = hashes.pop(ir.canonical(name), None)

@@ -206,8 +206,8 @@ set -e
 tail -1 "$work/fetch.err"
 # Keras and TensorFlow log to stderr on import; the error itself is one line, the last.
 expect [ "$code" = 2 ]
-expect [ "$(grep -c '^runkit.dataset: error: ' "$work/fetch.err")" = 1 ]
-expect grep -q "^runkit.dataset: error: download of $url has MD5 " <(tail -1 "$work/fetch.err")
+expect [ "$(grep -c '^python -m runkit.dataset: error: ' "$work/fetch.err")" = 1 ]
+expect grep -q "^python -m runkit.dataset: error: download of $url has MD5 " <(tail -1 "$work/fetch.err")
 expect [ -z "$(grep Traceback "$work/fetch.err")" ]
 expect [ -z "$(ls -A "$volume/.keras/datasets")" ]
 quietly() {
