@@ -47,7 +47,7 @@ def get_slice(data, idx, parts):
 # batch. [repo]
 def at_least_one_row(piece):
     missing = 1 - tf.minimum(tf.shape(piece)[0], 1)
-    rest = tf.zeros([tf.rank(piece) - 1, 2], tf.int32)
+    rest = tf.zeros(tf.stack([tf.rank(piece) - 1, 2]), tf.int32)
     return tf.pad(piece, tf.concat([tf.reshape(tf.stack([0, missing]), [1, 2]), rest], axis=0))
 
 

@@ -11,6 +11,7 @@ from keras.callbacks import Callback, ModelCheckpoint, ProgbarLogger
 from keras.models import Sequential
 
 from runkit.files import save_model
+from runkit.recipes import paper_lr
 from runkit.records import HISTORY_COLUMNS
 
 
@@ -140,3 +141,28 @@ class AtomicModelCheckpoint(ModelCheckpoint):
             else:
                 print('Epoch %d: %s did not improve on %.5f' % (epoch + 1, self.monitor, self.best))
         sys.stdout.flush()
+
+
+class StepSchedule(Callback):
+    """Sets `optimizer`'s lr to paper_lr() at the start of every epoch.
+
+    Keras 1.2.2's LearningRateScheduler sets self.model.optimizer.lr, but with make_parallel
+    the callbacks see the template model, which has no optimizer: this callback is handed
+    the compiled model's optimizer instead. Keras passes 0-based epoch indexes to callbacks.
+    """
+
+    def __init__(self, optimizer, gamma, schedule):
+        super().__init__()
+        self.optimizer, self.gamma = optimizer, gamma
+        self.drops, self.factor = schedule['drop_after_epochs'], schedule['factor']
+
+    def on_epoch_begin(self, epoch, logs=None):
+        K.set_value(self.optimizer.lr, paper_lr(epoch + 1, self.gamma, self.drops, self.factor))
+
+
+def lr_steps(recipe, optimizer):
+    """[StepSchedule] for a recipe with an lr schedule (set before each epoch, also after
+    --resume), else []."""
+    if not recipe['lr_schedule']:
+        return []
+    return [StepSchedule(optimizer, recipe['optimizer']['lr'], recipe['lr_schedule'])]

@@ -4,20 +4,16 @@ A recipe is a plain, JSON-serialisable dict: allconvnet.py builds the model, the
 the augmentation, the preprocessing and the lr schedule from it and nothing else, and
 run.json keeps the record after the flags have overridden it. docs/recipes.md sets the three
 side by side with the source of every value. Besides the records, this module holds what
-Keras 1.2.2 lacks to run them: a step lr schedule, and weight decay counted once per step
-when make_parallel splits the batch.
+Keras 1.2.2 lacks to run them: the paper's lr steps (paper_lr; runkit/callbacks.py sets them
+each epoch), and weight decay counted once per step when make_parallel splits the batch.
+Keras is imported only inside the functions that build, so that the flag parser can read
+NAMES without it.
 
 Sources: "listing" is the blog post's code listing (docs/blog_listing.txt); upstream commits
 are getcrest/All-Conv-Keras's allconv.py history (docs/recipes.md links them); "paper" is
 Springenberg et al., arXiv 1412.6806, All-CNN-C on CIFAR-10.
 """
 import copy
-
-from keras import backend as K
-from keras.callbacks import Callback
-from keras.layers import Convolution2D
-from keras.regularizers import l2
-from keras.optimizers import SGD
 
 from runkit.preprocess import SCALE_255, GCN_ZCA
 
@@ -154,6 +150,7 @@ def compile_argument(spec, listing_sgd):
     The string 'sgd' for the blog, `listing_sgd` (the listing's own SGD object) when the record
     asks for exactly its arguments, else an SGD built from the record.
     """
+    from keras.optimizers import SGD  # Keras only once a model is built: cli.py reads NAMES
     args = dict((k, spec[k]) for k in SGD_ARGS)
     if spec['compile_with'] == 'string':
         if args != KERAS_SGD:
@@ -174,31 +171,6 @@ def paper_lr(epoch, gamma, drops=(200, 250, 300), factor=0.1):
     return gamma * factor ** sum(1 for d in drops if epoch > d)
 
 
-class StepSchedule(Callback):
-    """Sets `optimizer`'s lr to paper_lr() at the start of every epoch.
-
-    Keras 1.2.2's LearningRateScheduler sets self.model.optimizer.lr, but with make_parallel
-    the callbacks see the template model, which has no optimizer: this callback is handed
-    the compiled model's optimizer instead. Keras passes 0-based epoch indexes to callbacks.
-    """
-
-    def __init__(self, optimizer, gamma, schedule):
-        super().__init__()
-        self.optimizer, self.gamma = optimizer, gamma
-        self.drops, self.factor = schedule['drop_after_epochs'], schedule['factor']
-
-    def on_epoch_begin(self, epoch, logs=None):
-        K.set_value(self.optimizer.lr, paper_lr(epoch + 1, self.gamma, self.drops, self.factor))
-
-
-def lr_steps(recipe, optimizer):
-    """[StepSchedule] for a recipe with an lr schedule (set before each epoch, also after
-    --resume), else []."""
-    if not recipe['lr_schedule']:
-        return []
-    return [StepSchedule(optimizer, recipe['optimizer']['lr'], recipe['lr_schedule'])]
-
-
 def decay_kernels(model, weight_decay):
     """Weight decay λ on every convolution kernel of the built `model`, biases excluded.
 
@@ -207,6 +179,8 @@ def decay_kernels(model, weight_decay):
     W_regularizer argument does exactly this add_loss at build time (Layer.add_weight); doing
     it afterwards leaves the listing's layer lines as published.
     """
+    from keras.layers import Convolution2D
+    from keras.regularizers import l2
     if not weight_decay:
         return
     for layer in model.layers:

@@ -16,14 +16,12 @@ import numpy as np
 import tensorflow as tf
 from keras import backend as K
 
-from make_parallel import count_devices
-from runkit import Refused
+from runkit.cli import JIT_MIN_IMAGES
+from runkit.errors import Refused
 
 # Lets the session's global_jit_level (below) reach CPU ops; without a jit level it does
-# nothing. TensorFlow reads it once, at its first session, so it is set on import.
+# nothing. TensorFlow reads it once, at its first session.
 CPU_JIT_FLAG = '--tf_xla_cpu_global_jit'
-if CPU_JIT_FLAG not in os.environ.get('TF_XLA_FLAGS', ''):
-    os.environ['TF_XLA_FLAGS'] = (os.environ.get('TF_XLA_FLAGS', '') + ' ' + CPU_JIT_FLAG).strip()
 
 # (intra_op, inter_op). 0 is TensorFlow's "one thread per logical CPU" for each pool.
 THREADS = (0, 0)
@@ -37,12 +35,19 @@ def tf_build():
 
 # The oneDNN build's OpenMP threads spin for 200 ms after each op by default and then compete
 # with TensorFlow's own pools; Intel's guidance for TF 1.x, measured best here. Read when the
-# OpenMP runtime starts, at the first op, so setting them on import is early enough; a value
-# the user exported wins.
+# OpenMP runtime starts, at the first op; a value the user exported wins.
 MKL_ENV = {'KMP_BLOCKTIME': '1', 'KMP_AFFINITY': 'granularity=fine,compact,1,0'}
-if tf_build() == 'mkl':
-    for _name, _value in MKL_ENV.items():
-        os.environ.setdefault(_name, _value)
+
+
+def runtime_environment(build):
+    """The variables TensorFlow and OpenMP read once, at the first session and the first op;
+    config() sets them, since every session is made from its answer."""
+    if CPU_JIT_FLAG not in os.environ.get('TF_XLA_FLAGS', ''):
+        os.environ['TF_XLA_FLAGS'] = (os.environ.get('TF_XLA_FLAGS', '') + ' ' +
+                                      CPU_JIT_FLAG).strip()
+    if build == 'mkl':
+        for name, value in MKL_ENV.items():
+            os.environ.setdefault(name, value)
 
 
 def mkl_threads():
@@ -55,12 +60,6 @@ def gpus_visible():
     return len(tf.config.experimental.list_physical_devices('GPU'))
 
 
-# XLA compiles the step once per batch shape (15-20 s each here, and a run has up to four:
-# the full and the last batch, for training and validation), then trains 6-14% faster.
-# --jit auto turns it on for runs of at least this many training images (10 CIFAR-10 epochs,
-# about 3 hours here), where the compiling costs about 1% of the run.
-JIT_MIN_IMAGES = 500000
-JIT_CHOICES = ('auto', 'on', 'off')
 
 
 def use_jit(choice='auto', deterministic=False, images=None, build='stock'):
@@ -81,11 +80,11 @@ def use_jit(choice='auto', deterministic=False, images=None, build='stock'):
     return not gpus_visible() and images is not None and images >= JIT_MIN_IMAGES
 
 
-def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build='stock',
-           gpus=None):
-    """The ConfigProto for allconvnet.py's session. `threads` overrides the build's pools
-    (benchmarks); `jit` is use_jit's answer; `gpus` N gives the session CUDA's GPUs 0..N-1
-    only (0: none), None all it sees."""
+def config(cpu_devices=None, deterministic=False, jit=False, build='stock', gpus=None):
+    """The ConfigProto for allconvnet.py's session, with runtime_environment() set. `jit` is
+    use_jit's answer; `gpus` N gives the session CUDA's GPUs 0..N-1 only (0: none), None all
+    it sees."""
+    runtime_environment(build)
     # Soft placement stays on (int32 ops have no GPU kernels); a missing GPU is caught by
     # counting the session's devices, not by placement errors.
     proto = tf.ConfigProto(allow_soft_placement=True)
@@ -99,7 +98,7 @@ def config(cpu_devices=None, deterministic=False, threads=None, jit=False, build
         proto.device_count['GPU'] = 0
     elif gpus:
         proto.gpu_options.visible_device_list = ','.join(str(i) for i in range(gpus))
-    intra, inter = threads or (mkl_threads() if build == 'mkl' else THREADS)
+    intra, inter = mkl_threads() if build == 'mkl' else THREADS
     if deterministic:
         # Negative: every op runs in the calling thread, one after another. With 1, the caller
         # and one pool thread still overlap, and Keras 1.2.2's weight updates race with the
@@ -201,18 +200,24 @@ def check_newer_gpus(used, environ=os.environ, version=None, with_cuda=None):
     return {'variable': ALLOW_NEWER_GPU, 'value': value, 'gpus': newer}
 
 
-def setup(args, recipe):
-    """Make allconvnet.py's session and say where it trains: a namespace with `towers` and
-    `device` for make_parallel, and `xla`, `build`, `threads`, `devices` and
-    `newer_gpu_override` (check_newer_gpus) for run.json."""
-    # Deprecation notices about Keras 1.2.2's calls would bury the progress bar.
-    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-    # Before anything makes a CUDA context (the session below, use_jit's device count): a GPU
-    # the official build has no kernels for is refused here, in seconds, not after a long JIT.
+def check_gpus(args):
+    """(the GPUs the driver shows, run.json's override record or None), read before anything
+    makes a CUDA context or downloads: a GPU the official build has no kernels for is refused
+    here, in seconds, not after the download and a long JIT (check_newer_gpus)."""
     gpus = cuda_gpus()
     # --towers-on-cpu puts the towers on CPU devices, but the session still opens every GPU.
     asked = 'all' if args.towers_on_cpu else args.gpus
-    override = check_newer_gpus(gpus_used(gpus, asked))
+    return gpus, check_newer_gpus(gpus_used(gpus, asked))
+
+
+def setup(args, recipe, checked):
+    """Make allconvnet.py's session and say where it trains: a namespace with `towers` and
+    `device` for make_parallel, and `xla`, `build`, `threads`, `devices` and
+    `newer_gpu_override` for run.json. `checked` is check_gpus' answer."""
+    # Deprecation notices about Keras 1.2.2's calls would bury the progress bar.
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    gpus, override = checked
+    asked = 'all' if args.towers_on_cpu else args.gpus
     session_gpus = None
     if asked == 0:
         session_gpus = 0
@@ -231,7 +236,9 @@ def setup(args, recipe):
               % args.jit)
     device = '/cpu:%d' if args.towers_on_cpu else '/gpu:%d'
     kind = 'CPU device' if args.towers_on_cpu else 'GPU'
-    visible = count_devices(device)
+    # The towers' devices: the virtual CPUs the session was given, or the GPUs it sees
+    # (make_parallel checks the count again for callers that make no session of ours).
+    visible = max(args.gpus, 1) if args.towers_on_cpu else gpus_visible()
     wanted = visible if args.gpus == 'all' else args.gpus
     if wanted > visible:
         raise Refused('--gpus %d asks for more %ss than the %d visible' % (wanted, kind, visible))

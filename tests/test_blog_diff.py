@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from helpers import ROOT
 from tools import blog_diff
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POST = os.path.join(os.path.dirname(ROOT), 'shared', 'seed', 'blog-post.txt')
 
 

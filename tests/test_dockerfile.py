@@ -693,7 +693,7 @@ def test_docs_cover_running_and_what_was_verified():
     for needle in ('docker build', '--gpus all', '--gpus \'"device=0,1"\'', '--epochs 5',
                    'nvidia-container-toolkit', 'BAKE_CIFAR10=1', 'Ampere', 'Hopper',
                    'What was and was not verified', 'tools/rehearse_image.sh',
-                   'tools/lock_image_requirements.py', 'c58f30108f718f92721af3b95e74349a',
+                   'tools.lock_image_requirements', 'c58f30108f718f92721af3b95e74349a',
                    'ALLCONVNET_CIFAR10_URL',
                    'docker run --rm --entrypoint python -v allconvnet-data:/home/allconv/.keras/'
                    'datasets allconvnet -m runkit.dataset'):

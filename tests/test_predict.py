@@ -14,7 +14,7 @@ from PIL import Image
 
 import predict
 from runkit.errors import exit_code
-from conftest import ROOT
+from helpers import ROOT
 from runkit.preprocess import SCALE_255, preprocess
 
 @pytest.fixture(scope='module')

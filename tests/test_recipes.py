@@ -12,8 +12,9 @@ import pytest
 import allconvnet
 from helpers import ROOT, TINY, run_allconvnet
 from runkit import preprocess as pre
+from runkit.callbacks import StepSchedule
 from runkit.cli import parse_args
-from runkit.recipes import (BLOG_SGD_OBJECT, KERAS_SGD, NAMES, RECIPES, StepSchedule,
+from runkit.recipes import (BLOG_SGD_OBJECT, KERAS_SGD, NAMES, RECIPES,
                             compile_argument, count_weight_decay_once, paper_lr, resolve)
 
 

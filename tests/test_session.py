@@ -7,8 +7,9 @@ import sys
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from helpers import ROOT
 from runkit import Refused, session
+from runkit.cli import JIT_CHOICES
 
 JIT = tf.OptimizerOptions.ON_1
 
@@ -33,7 +34,7 @@ print(sum('cluster' in n.node_name for d in meta.step_stats.dev_stats for n in d
 
 def clusters_that_ran(jit):
     env = dict(os.environ)
-    env.pop('TF_XLA_FLAGS', None)  # runkit.session must set it itself, on import
+    env.pop('TF_XLA_FLAGS', None)  # session.config must set it itself, before the session
     out = subprocess.run([sys.executable, '-c', CLUSTERS, jit], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=120)
@@ -63,7 +64,7 @@ def test_jit_auto_is_on_only_for_long_runs_without_gpus():
     assert session.use_jit('auto', images=None) is False
     assert session.use_jit('on', images=1) is True
     assert session.use_jit('off', images=1000 * 50000) is False
-    for choice in session.JIT_CHOICES:
+    for choice in JIT_CHOICES:
         assert session.use_jit(choice, deterministic=True, images=1000 * 50000) is False
 
 
@@ -80,7 +81,7 @@ def test_setup_makes_the_session_run_json_records(capsys):
                            towers_on_cpu=False, seed=None)
     K.clear_session()
     try:
-        placed = session.setup(args, {'epochs': 1})
+        placed = session.setup(args, {'epochs': 1}, session.check_gpus(args))
         config = K.get_session()._config
     finally:
         K.clear_session()
@@ -99,20 +100,6 @@ def test_the_onednn_build_never_compiles_with_xla():
     proto = session.config(build='mkl')
     assert (proto.intra_op_parallelism_threads, proto.inter_op_parallelism_threads) == \
         session.mkl_threads()
-
-
-def test_jit_rejects_other_values(capsys):
-    from runkit.cli import parse_args
-    with pytest.raises(SystemExit) as e:
-        parse_args(['--jit', 'yes'])
-    assert e.value.code == 2
-    assert "argument --jit: invalid choice: 'yes'" in capsys.readouterr().err
-
-
-def test_cuda_probe_reads_the_driver_without_a_session():
-    # Whatever this machine has: a list of (name, (major, minor)), and no TensorFlow device made.
-    gpus = session.cuda_gpus()
-    assert all(isinstance(n, str) and len(cc) == 2 and cc[0] >= 1 for n, cc in gpus)
 
 
 A100 = ('NVIDIA A100-SXM4-40GB', (8, 0))

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_unknown_tf_build_is_refused_in_one_line():
