@@ -185,10 +185,13 @@ COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
 # The self-check's reference set (.dockerignore sends its CSV, JSON, text and README only),
 # outside /app/logs: a bind mount on that VOLUME would hide whatever the image put there.
 COPY logs/reference/upstream-10k/ reference/upstream-10k/
-# No git in the image: run.json's git_commit comes from here (runkit/records.py). The
-# self-check reads its default reference set from ALLCONVNET_REFERENCE_SET.
+# No git in the image: run.json's git_commit comes from here (runkit/provenance.py). The
+# self-check reads its default reference set from ALLCONVNET_REFERENCE_SET. A message that
+# suggests a command (--resume ...) writes it as a `docker run` of ALLCONVNET_IMAGE, the tag
+# the README builds (runkit/records.py).
 ENV ALLCONVNET_GIT_COMMIT=${VCS_REF} \
-    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k
+    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k \
+    ALLCONVNET_IMAGE=allconvnet
 
 USER ${USER_UID}:${USER_GID}
 # logs/<UTC timestamp>, allconvnet.py's default --logdir, resolves to /app/logs/... here. The

@@ -41,7 +41,7 @@ bench: setup
 	.venv/bin/python -m tools.bench $(ARGS)
 
 # Regenerate docs/blog-vs-repo.md and the README's differences table after a code change.
-docs:
+docs: setup
 	.venv/bin/python -m tools.blog_diff
 
 # Build the image for this host's GPUs: docker/ngc.Dockerfile if one has compute capability 8.0

@@ -63,8 +63,10 @@ COPY runkit/ runkit/
 COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
 # Outside the /app/logs VOLUME, as in the main image.
 COPY logs/reference/upstream-10k/ reference/upstream-10k/
+# A message that suggests a command writes it as a `docker run` of ALLCONVNET_IMAGE.
 ENV ALLCONVNET_GIT_COMMIT=${VCS_REF} \
-    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k
+    ALLCONVNET_REFERENCE_SET=/app/reference/upstream-10k \
+    ALLCONVNET_IMAGE=allconvnet
 
 USER ${USER_UID}:${USER_GID}
 VOLUME ["/app/logs"]

@@ -11,6 +11,7 @@ import datetime
 import errno
 import fcntl
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -108,6 +109,17 @@ class Logdir:
         self.fd = fd
         on_exit(self.release)
 
+    def remove_stale_temporaries(self):
+        """The temporary files of writes a killed run left (runkit/files.py names them
+        .NAME.XXXX.tmp); with the lock held, nobody else is writing them."""
+        stale = re.compile(r'^\.(%s)\..+\.tmp$' % '|'.join(map(re.escape, RUN_FILES)))
+        for name in os.listdir(self.path):
+            if stale.match(name):
+                try:
+                    os.remove(os.path.join(self.path, name))
+                except OSError:
+                    pass
+
     def release(self):
         """At exit: the lock goes, and so do the folders this run created if it left nothing.
         (Whoever opened the lock file before it went finds another inode there and locks
@@ -147,6 +159,7 @@ def claim(path, overwrite, resuming=False):
         raise Refused('--resume %s: no such folder' % path)
     logdir.make()
     logdir.lock()
+    logdir.remove_stale_temporaries()
     names = logdir.files()
     if resuming or not names:
         return logdir

@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from runkit.argtypes import Parser, assignment, positive_int
-from runkit.errors import environment
+from runkit.errors import environment, exit_code
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
@@ -410,4 +410,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, 'python -m tools.bench'))

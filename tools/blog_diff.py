@@ -15,7 +15,7 @@ so a refactor only needs a regeneration.
                                               unmatched, or a change has no reason or source
     python -m tools.blog_diff --blog POST     also check the listing against the post's text
 
-Standard library only.
+Standard library and runkit's light modules (argtypes, errors) only.
 """
 import argparse
 import ast
@@ -25,6 +25,9 @@ import itertools
 import os
 import re
 import sys
+
+from runkit.argtypes import Parser
+from runkit.errors import exit_code
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each listing block lives; a line not found there is looked for in the others.
@@ -496,7 +499,7 @@ def documents():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog='python -m tools.blog_diff', description=__doc__.split(
+    p = Parser(prog='python -m tools.blog_diff', description=__doc__.split(
         '\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--check', action='store_true', help='write nothing; exit 1 if stale or wrong')
     p.add_argument('--blog', metavar='POST', help="the post's text, to check the listing against")
@@ -516,11 +519,11 @@ def main(argv=None):
                     f.write(text)
                 print('wrote %s' % rel)
     for rel in stale:
-        problems.append('%s is stale: regenerate with `python -m tools.blog_diff`' % rel)
+        problems.append('%s is stale: regenerate with `make docs`' % rel)
     for problem in problems:
         print('blog_diff: %s' % problem, file=sys.stderr)
     return 1 if problems else 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, 'python -m tools.blog_diff'))

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 
+from runkit.errors import exit_code
 from runkit.files import digest
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,4 +122,4 @@ def main():
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, 'python -m tools.lock_image_requirements'))

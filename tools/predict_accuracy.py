@@ -19,6 +19,7 @@ import pandas
 
 import predict
 from runkit.argtypes import Parser, positive_int
+from runkit.errors import Refused, exit_code
 
 PROG = 'python -m tools.predict_accuracy'
 
@@ -59,9 +60,8 @@ def main(argv=None):
         model = predict.load_checkpoint(weights)
         images, read, failed = predict.read_images(paths)
         probabilities = predict.classify(model, images, spec, logdir, args.batch_size)
-    except (predict.PredictError, OSError, ValueError, KeyError) as e:
-        sys.stderr.write('%s: error: %s\n' % (PROG, e))
-        return 2
+    except (OSError, ValueError, KeyError) as e:  # the folder, or the run's history.csv
+        raise Refused(str(e))
     for path, reason in failed:
         sys.stderr.write('%s: error: %s: %s\n' % (PROG, path, reason))
     unread = set(path for path, _ in failed)
@@ -77,4 +77,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, PROG))
