@@ -26,10 +26,12 @@ check: setup
 # reference is its own, docs/curves.md). CI keeps the stock build.
 TEST_BUILD = $(if $(filter mkl,$(TF_BUILD)),mkl,stock)
 TEST_VENV = .venv-test-$(TEST_BUILD)
+# Some of the suite: make test TESTS=tests/test_logdir.py
+TESTS ?= tests
 test:
 	VENV=$(TEST_VENV) TF_BUILD=$(TEST_BUILD) ./setup.sh requirements-test.txt
 	$(TEST_VENV)/bin/python -m tools.blog_diff --check
-	$(TEST_VENV)/bin/python -m pytest tests -q $(ARGS)
+	$(TEST_VENV)/bin/python -m pytest $(TESTS) -q $(ARGS)
 
 # SIGKILL at every file write of a run, then resume (docs/failures.md); about 15 minutes.
 kill-matrix:

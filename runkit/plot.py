@@ -139,10 +139,12 @@ def plot(curves, out, reference=None, title=None, band=None):
     return out
 
 
-def plot_run(logdir):
-    """Write logdir/curves.png from logdir/history.csv (what allconvnet.py calls after training)."""
+def plot_run(logdir, run=None):
+    """Write logdir/curves.png from logdir/history.csv (what allconvnet.py calls after
+    training), labelled from `run`, or from logdir/run.json when it is not given."""
     frame = pandas.read_csv(os.path.join(logdir, 'history.csv'), index_col='epoch')
     record = os.path.join(logdir, 'run.json')
-    run = read_json(record) if os.path.exists(record) else None
+    if run is None and os.path.exists(record):
+        run = read_json(record)
     name = label(os.path.basename(os.path.abspath(logdir)), run if isinstance(run, dict) else None)
     return plot([(name, frame)], os.path.join(logdir, 'curves.png'))

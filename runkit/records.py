@@ -219,12 +219,12 @@ OPTIMIZER_NOTES = {
     False: "the recipe's SGD object; lr is the starting rate of any lr_schedule"}
 
 
-def draw_curves(logdir):
+def draw_curves(logdir, run=None):
     # Every run leaves curves.png beside its history; a failed plot is only a warning.
     if os.path.exists(os.path.join(logdir, 'history.csv')):
         from runkit.plot import plot_run  # matplotlib: only once a run has curves
         try:
-            plot_run(logdir)
+            plot_run(logdir, run)
         except Exception as e:
             print('Could not draw %s/curves.png: %s' % (logdir, one_line(e)), file=sys.stderr)
 
@@ -300,6 +300,7 @@ def outcome(run):
 
 
 def finish_run(run):
+    # The plot first: a run killed while drawing says running, and --resume finishes it.
+    draw_curves(run['logdir'], dict(run, status='finished'))
     update_run(run, status='finished', ended=utc_now())
-    draw_curves(run['logdir'])
     print('Finished: %s' % run['logdir'])

@@ -14,9 +14,9 @@ import os
 import pandas
 import pytest
 
+from helpers import ROOT
 from tools import curves
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SET = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k')
 CHANGED = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k-changed')
 # What docs/curves.md says of each changed run: the first epoch outside the band, or None for

@@ -68,7 +68,7 @@ def test_a_moved_line_needs_only_a_regeneration(repo):
     edit(os.path.join(repo, 'allconvnet.py'), '# Importing the libraries',
          '# Where the listing starts.\n# Importing the libraries')
     code, out = check(repo)
-    assert code == 1 and 'regenerate with `python -m tools.blog_diff`' in out
+    assert code == 1 and 'regenerate with `make docs`' in out
     assert run(repo).returncode == 0
     assert check(repo)[0] == 0
 

@@ -8,11 +8,11 @@ import sys
 import pandas
 import pytest
 
+from helpers import ROOT
 from runkit import Failure
 from runkit.plot import plot_run
 from tools import curves
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ['epoch', 'loss', 'acc', 'val_loss', 'val_acc', 'lr', 'seconds']
 REF = [0.10, 0.20, 0.30, 0.40, 0.50]
 PROG = 'python -m tools.curves'  # and the subcommand, for argparse's errors

@@ -315,17 +315,27 @@ def test_a_signal_before_the_first_epoch_ends_says_so_and_keeps_nothing(cifar_ho
     assert not logdir.exists()
 
 
-def test_a_signal_while_resume_restores_leaves_the_run_as_it_was(stopped_run, cifar_home):
-    """SIGINT at several moments of --resume's start (imports, data, model, restore): the
-    run's history and status are as before, or, once training went on, the new epochs kept."""
-    before = pandas.read_csv(str(stopped_run / 'history.csv'))
-    for delay in (1.0, 3.0, 5.0, 7.0):
-        proc = start_allconvnet(['--resume', str(stopped_run)], cifar_home)
-        time.sleep(delay)
+def test_a_signal_while_resume_restores_leaves_the_run_as_it_was(stopped_run, cifar_home,
+                                                                  tmp_path):
+    """SIGINT at several moments of --resume's start (imports, data, model, restore), one copy
+    of the run each, side by side: the history and status are as before, or, once training
+    went on, the new epochs kept."""
+    delays = (1.0, 3.0, 5.0, 7.0)
+    copies = [tmp_path / ('copy%d' % i) for i in range(len(delays))]
+    started = []
+    for copy in copies:
+        shutil.copytree(str(stopped_run), str(copy))
+        run = json.loads((copy / 'run.json').read_text())
+        (copy / 'run.json').write_text(json.dumps(dict(run, logdir=str(copy))))
+        started.append(start_allconvnet(['--resume', str(copy)], cifar_home))
+    begin = time.time()
+    for proc, delay in zip(started, delays):
+        time.sleep(max(0, begin + delay - time.time()))
         proc.send_signal(signal.SIGINT)
+    for proc, delay, copy in zip(started, delays, copies):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130 and 'Traceback' not in err, (delay, err[-2000:])
-        run = json.loads((stopped_run / 'run.json').read_text())
+        run = json.loads((copy / 'run.json').read_text())
         assert run['status'] == 'interrupted', (delay, run['status'])
-        history = pandas.read_csv(str(stopped_run / 'history.csv'))
-        assert list(history.epoch)[:2] == list(before.epoch) == [1, 2]
+        history = pandas.read_csv(str(copy / 'history.csv'))
+        assert list(history.epoch)[:2] == [1, 2], delay
