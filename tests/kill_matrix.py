@@ -1,6 +1,7 @@
 """SIGKILL at every file write of a run, then resume it: nothing lost, nothing partial.
 
     make kill-matrix        (about 15 minutes on 2 cores; not part of `make test`)
+    cd tests && ../.venv-test-stock/bin/python kill_matrix.py curves.png random   (some cases)
 
 Each case starts a 3-epoch run on the synthetic data, watches its logdir and sends SIGKILL the
 moment the chosen write is under way (its temporary file appears, or history.csv grows), or
@@ -101,11 +102,13 @@ def main():
     rng = random.Random(0)
     cases = [(w, e) for w in WRITES for e in (1, 2) if not (w == 'model.h5' and e == 1)]
     cases += [('random', None)] * 6
+    if sys.argv[1:]:
+        cases = [c for c in cases if c[0] in sys.argv[1:]]
     failures = 0
     for i, (write, epoch) in enumerate(cases):
         logdir = os.path.join(work, 'run%d' % i)
         proc = start_allconvnet(ARGS + ['--logdir', logdir], home)
-        moment = time.time() + rng.uniform(3, 30) if write == 'random' else write
+        moment = time.time() + rng.uniform(5, 60) if write == 'random' else write
         killed = kill_at(proc, logdir, moment, epoch or 0)
         at_kill = rows(logdir)
         try:

@@ -446,6 +446,28 @@ def test_band_prints_a_set_s_figures(tmp_path, capsys):
     assert 'val_acc: a run is outside once it is more than' in out
 
 
+def test_a_reference_that_blew_up_lends_the_band_only_its_epochs_before(tmp_path, capsys):
+    refs = write_set(tmp_path / 'set')
+    blown = os.path.join(refs, 'seed-5', 'history.csv')
+    frame = pandas.read_csv(blown)
+    frame.loc[2, ['loss', 'val_loss', 'val_acc']] = [8.8, 14.5, 0.1]  # epoch 3
+    frame.to_csv(blown, index=False)
+    history = curves.load_history(blown)
+    assert curves.blow_up(history) == 3 and curves.before_blow_up(history).epochs == [1, 2]
+    run = write_run(tmp_path / 'run', [0.2, 0.3, 0.4])
+    report = curves.compare(run, curves.load_references([refs]))
+    assert report.ok and any('seed-5 blew up at epoch 3' in n for n in report.notes)
+    centre, _ = curves.band([0.38, 0.39, 0.40, 0.41], curves.LEVEL, 10000)
+    assert report.table.at[3, 'val_acc_centre'] == pytest.approx(centre)
+    # A run that blows up is judged at every epoch, and says so.
+    code, out, _ = cli(capsys, 'compare', os.path.join(refs, 'seed-5'),
+                       os.path.join(refs, 'seed-%d') % 1, os.path.join(refs, 'seed-2'),
+                       os.path.join(refs, 'seed-3'))
+    assert code == 1 and 'the run blew up at epoch 3' in out and 'first:     epoch 3' in out
+    # Bitwise comparisons keep every epoch of a reference.
+    assert curves.compare(blown, blown, {'loss': 0.0}).shared == [1, 2, 3]
+
+
 # --- the band statistic ------------------------------------------------------------------------
 
 def test_band_is_the_normal_prediction_interval():

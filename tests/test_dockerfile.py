@@ -343,9 +343,21 @@ def test_image_requirements_check_command(tmp_path):
     assert bad.returncode == 1 and 'six' in bad.stderr and 'lock_image_requirements' in bad.stderr
 
 
+def stock_tensorflow():
+    """The venv's `tensorflow` distribution, which stands in for the NGC image's; the oneDNN
+    build's venv (make test TF_BUILD=mkl) has intel-tensorflow instead, and no stand-in."""
+    import pkg_resources
+    try:
+        return pkg_resources.get_distribution('tensorflow')
+    except pkg_resources.DistributionNotFound:
+        pytest.skip('this venv has intel-tensorflow, not the tensorflow distribution that '
+                    'stands in for the NGC image\'s; the stock build runs this test')
+
+
 def tensorflow_closure():
     """Canonical names of tensorflow 1.15.5's requirements, closed over (the venv's metadata)."""
     import pkg_resources
+    stock_tensorflow()
     seen, todo = set(), ['tensorflow']
     while todo:
         dist = pkg_resources.get_distribution(todo.pop())
@@ -389,6 +401,7 @@ def test_ngc_pins_add_requirements_txt_without_replacing_the_images_tensorflow()
 
 
 def test_ngc_command_prints_the_pins_to_install():
+    stock_tensorflow()
     script = os.path.join(ROOT, 'docker', 'image_requirements.py')
     run = subprocess.run([sys.executable, script, 'ngc', os.path.join(ROOT, 'requirements.txt')],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)

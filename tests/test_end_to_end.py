@@ -44,7 +44,10 @@ def test_run_json_records_what_really_ran(finished_run):
     assert 'git_commit' in run
     assert run['towers'] == (2 if kind == 'two-towers' else 1)
     # Two epochs of 96 images: far below --jit auto's threshold (runkit/session.py).
-    assert run['xla'] is False and run['args']['jit'] == 'auto' and run['threads'] == [0, 0]
+    from runkit import session
+    threads = list(session.mkl_threads()) if run['tf_build'] == 'mkl' else [0, 0]
+    assert run['xla'] is False and run['args']['jit'] == 'auto' and run['threads'] == threads
+    assert run['tf_build'] == session.tf_build()
     if kind == 'two-towers':
         assert run['devices'] == ['/cpu:0', '/cpu:1']
 

@@ -150,6 +150,14 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
         lines.append('self-check: FAIL: the run diverged (its loss became NaN or infinite), '
                      'which no reference run did')
         return '\n'.join(lines), curves.OUTSIDE
+    epoch = curves.blow_up(run)
+    if epoch is not None:
+        also = [r.name for r in refs if curves.blow_up(r) is not None]
+        lines.append('self-check: FAIL: the run blew up at epoch %d (its loss passed twice that of '
+                     'guessing); %s, so rerun once before blaming the machine' % (
+                         epoch, 'so did %s of the set' % ' and '.join(also) if also else
+                         'none of the set did'))
+        return '\n'.join(lines), curves.OUTSIDE
     if report.ok:
         lines.append('self-check: PASS: inside the band of %d reference runs at all %d epochs; '
                      'this machine trains the configuration as the reference machine did'
