@@ -48,7 +48,11 @@ def get_slice(data, idx, parts):
 def at_least_one_row(piece):
     missing = 1 - tf.minimum(tf.shape(piece)[0], 1)
     rest = tf.zeros(tf.stack([tf.rank(piece) - 1, 2]), tf.int32)
-    return tf.pad(piece, tf.concat([tf.reshape(tf.stack([0, missing]), [1, 2]), rest], axis=0))
+    padded = tf.pad(piece, tf.concat([tf.reshape(tf.stack([0, missing]), [1, 2]), rest], axis=0))
+    # The slice's static shape again, which the dynamic padding loses: TensorFlow's graph
+    # optimisations (fused convolutions) need it, and the towers then compute as before.
+    padded.set_shape(piece.get_shape())
+    return padded
 
 
 # blog: the first rows of a tower's output, as many as its slice had. [repo]
