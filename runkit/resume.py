@@ -19,7 +19,7 @@ from keras.models import Sequential
 
 from runkit.errors import Refused
 from runkit.files import hdf5_bytes, read_json_object, write_whole
-from runkit.records import HISTORY_COLUMNS, command
+from runkit.records import HISTORY_COLUMNS, command, update_run
 
 
 def save_state(template, optimizer, path, epoch):
@@ -109,9 +109,12 @@ def restore_state(template, model, path):
         return int(f.attrs['allconvnet_epoch'])
 
 
-def restore(logdir, epoch, template, model, checkpoint):
+def restore(resumed, logdir, epoch, template, model, checkpoint):
     """Continue `logdir` after `epoch` (check's answer): weights and optimizer state from
-    state.h5, history.csv cut back to that epoch, the checkpoint's best so far."""
+    state.h5, history.csv cut back to that epoch, the checkpoint's best so far. Nothing for a
+    new run (`resumed`, its stored run.json, is None)."""
+    if not resumed:
+        return 0
     try:
         restore_state(template, model, os.path.join(logdir, 'state.h5'))
     except Exception as e:  # a state.h5 of another model (another recipe or ordering)
@@ -129,13 +132,13 @@ def restore(logdir, epoch, template, model, checkpoint):
 
 
 class SaveState(Callback):
-    """After every epoch: state.h5, then `on_saved(epoch)` (which updates run.json)."""
+    """After every epoch: LOGDIR/state.h5, then run.json's last_epoch."""
 
-    def __init__(self, template, optimizer, path, on_saved):
+    def __init__(self, template, optimizer, run):
         super().__init__()
-        self.template, self.optimizer, self.path = template, optimizer, path
-        self.on_saved = on_saved
+        self.template, self.optimizer, self.run = template, optimizer, run
+        self.path = os.path.join(run['logdir'], 'state.h5')
 
     def on_epoch_end(self, epoch, logs=None):
         save_state(self.template, self.optimizer, self.path, epoch + 1)
-        self.on_saved(epoch + 1)
+        update_run(self.run, last_epoch=epoch + 1)

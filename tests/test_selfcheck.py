@@ -83,10 +83,10 @@ def test_refusals_before_training_are_one_line(tmp_path, capsys):
     assert 'holds 1 run(s)' in refused('--reference', os.path.dirname(lone))
     assert '--resume: the self-check trains a fresh run' in refused('--reference', SET,
                                                                     '--resume', 'x')
-    # Runs made with different command lines are no set: the lr differs here.
+    # Runs made with different command lines are no set: the recipe differs here.
     mixed = str(tmp_path / 'mixed')
     copy_run(os.path.join(SET, 'seed-1'), os.path.join(mixed, 'seed-1'))
-    copy_run(os.path.join(CHANGED, 'lr3x'), os.path.join(mixed, 'lr3x'))
+    copy_run(os.path.join(CHANGED, 'blog'), os.path.join(mixed, 'blog'))
     assert 'not made with one command line' in refused('--reference', mixed)
 
 
@@ -155,15 +155,33 @@ def test_a_run_of_the_set_passes_against_the_others(tmp_path):
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
-def test_the_blog_recipe_fails_and_a_diverged_run_fails(tmp_path):
-    refs = curves.load_references([SET])
-    text, code = selfcheck.judge(copy_run(os.path.join(CHANGED, 'blog'), str(tmp_path / 'blog')),
-                                 refs)
-    assert code == 1 and 'self-check: FAIL: outside the band at epoch(s)' in text
-    assert 'recipe_name: blog vs upstream' in text  # the report points at the cause
+def test_a_run_that_learns_nothing_fails(tmp_path):
+    run = copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'stuck'))
+    with open(os.path.join(run, 'history.csv'), 'w') as f:
+        f.write('epoch,loss,acc,val_loss,val_acc,lr,seconds\n' + ''.join(
+            '%d,2.3026,0.1,2.3026,0.1,0.01,150\n' % e for e in range(1, 6)))
+    text, code = selfcheck.judge(run, curves.load_references([SET]))
+    assert code == 1 and 'self-check: FAIL: outside the band at epoch(s) 3 (first: epoch 3, ' \
+                         'val_acc)' in text
+
+
+def test_a_run_that_blew_up_fails_and_says_so(tmp_path):
+    others = [curves.load_history(os.path.join(SET, 'seed-%d' % i)) for i in (1, 2, 3, 4)]
+    run = copy_run(os.path.join(SET, 'seed-5-stock'), str(tmp_path / 'blown'))
+    text, code = selfcheck.judge(run, others)
+    assert code == 1 and 'self-check: FAIL: the run blew up at epoch 5' in text
+    assert 'none of the set did' in text
     text, code = selfcheck.judge(copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'nan')),
-                                 refs, diverged=True)
+                                 others, diverged=True)
     assert code == 1 and 'self-check: FAIL: the run diverged' in text
+
+
+def test_the_report_points_at_the_settings_that_differ(tmp_path):
+    text, _ = selfcheck.judge(copy_run(os.path.join(CHANGED, 'blog'), str(tmp_path / 'blog')),
+                              curves.load_references([SET]))
+    assert 'recipe_name: blog vs upstream' in text
+    assert 'tf_build: run mkl; references mkl (seed-1 seed-2 seed-3 seed-4), stock ' \
+           '(seed-5-stock)' in text
 
 
 # --- one whole check, on the tiny configuration ------------------------------------------------

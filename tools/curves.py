@@ -240,7 +240,8 @@ def differences(run, refs):
     mine, theirs = settings(run.run), [settings(r.run) for r in refs]
     skip = ACROSS_SEEDS if len(refs) > 1 else ()
     differ, varies = [], []
-    for key in sorted(set(mine).union(*theirs) - set(skip)):
+    # Top-level settings (the recipe, the build) first: a long list is cut after 12.
+    for key in sorted(set(mine).union(*theirs) - set(skip), key=lambda k: (k.count('.'), k)):
         groups = collections.OrderedDict()
         for ref, values in zip(refs, theirs):
             groups.setdefault(repr(values.get(key)), (values.get(key, '-'), []))[1].append(ref.name)
