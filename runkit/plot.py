@@ -7,7 +7,7 @@ import os
 
 import pandas
 
-from runkit.records import read_json, replace_atomically
+from runkit.files import read_json_object, write_via
 
 PANELS = (('accuracy', 'acc', 'val_acc'), ('loss', 'loss', 'val_loss'))
 COLOURS = ['C%d' % i for i in range(10)]
@@ -130,7 +130,7 @@ def plot(curves, out, reference=None, title=None, band=None):
         written.append(tmp)
         fig.savefig(tmp, format=fmt, dpi=100, bbox_inches='tight')
     try:
-        replace_atomically(write, out)
+        write_via(write, out)
     finally:
         # A failed write or rename (out a directory, say) must not leave the temporary file.
         for tmp in written:
@@ -145,6 +145,6 @@ def plot_run(logdir, run=None):
     frame = pandas.read_csv(os.path.join(logdir, 'history.csv'), index_col='epoch')
     record = os.path.join(logdir, 'run.json')
     if run is None and os.path.exists(record):
-        run = read_json(record)
+        run = read_json_object(record)
     name = label(os.path.basename(os.path.abspath(logdir)), run if isinstance(run, dict) else None)
     return plot([(name, frame)], os.path.join(logdir, 'curves.png'))
