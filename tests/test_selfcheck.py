@@ -1,4 +1,4 @@
-"""tools/selfcheck.py: its refusals, its verdict on the committed runs, and one tiny check end to end.
+"""tools/selfcheck.py: its refusals, its verdict on the committed runs, one tiny check end to end.
 
 The real self-check trains the reference configuration for about 12 minutes, which the suite does
 not. Its pieces are tested here instead: the configuration read from the set (the committed one),
