@@ -31,7 +31,7 @@ TESTS ?= tests
 test:
 	VENV=$(TEST_VENV) TF_BUILD=$(TEST_BUILD) ./setup.sh requirements-test.txt
 	$(TEST_VENV)/bin/python -m tools.blog_diff --check
-	$(TEST_VENV)/bin/python -m pytest $(TESTS) -q $(ARGS)
+	$(TEST_VENV)/bin/python -m pytest $(TESTS) -q -n 2 $(ARGS)
 
 # SIGKILL at every file write of a run, then resume (docs/failures.md); about 15 minutes.
 kill-matrix:
