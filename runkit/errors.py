@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import traceback
+from contextlib import contextmanager
 
 
 class Failure(Exception):
@@ -85,6 +86,19 @@ def stop_on_signals():
         signal.signal(signum, handler)
 
 
+@contextmanager
+def signals_surfaced():
+    """A handler that raises while C code has called back into Python (TensorFlow's SWIG
+    wrappers do, e.g. TF_NewBuffer) surfaces as "SystemError: ... returned a result with an
+    error set", caused by the Interrupted: raise the Interrupted itself."""
+    try:
+        yield
+    except SystemError as e:
+        if isinstance(e.__cause__, Interrupted):
+            raise e.__cause__ from None
+        raise
+
+
 class held_signals:
     """`with held_signals():` a signal inside waits until the block is done, then raises."""
 
@@ -140,7 +154,8 @@ def exit_code(main, prog):
     """main()'s exit code; whatever ends it ends in one line on stderr."""
     stop_on_signals()
     try:
-        return main()
+        with signals_surfaced():
+            return main()
     except Failure as e:
         sys.stderr.write('%s: error: %s\n' % (prog, one_line(e)))
         return e.exit_code

@@ -18,7 +18,8 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from runkit.errors import Diverged, Failure, Interrupted, Refused, WriteFailed, on_exit, one_line
+from runkit.errors import (Diverged, Failure, Interrupted, Refused, WriteFailed, on_exit, one_line,
+                          signals_surfaced)
 from runkit.files import read_json_object, write_json, write_via
 from runkit.provenance import git_commit, machine, versions
 
@@ -260,7 +261,8 @@ def outcome(run):
     """Around training: however it ends, run.json says so, and the exception that ends it
     carries the one line that says what was kept."""
     try:
-        yield
+        with signals_surfaced():
+            yield
     except Interrupted as e:
         done, said = kept(run)
         name = signal.Signals(e.signum).name

@@ -8,11 +8,14 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import pandas
 import pytest
 
-from helpers import TINY, one_clear_line, refused, run_allconvnet, start_allconvnet, wait_for_rows
+from helpers import (ROOT, TINY, one_clear_line, refused, run_allconvnet, start_allconvnet,
+                     wait_for_rows)
 
 # -- bad flags: refused before any training starts -------------------------------------
 
@@ -175,6 +178,29 @@ def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_pa
         run = json.load(open(os.path.join(logdir, 'run.json')))
         assert run['status'] == 'finished' and run['last_epoch'] == 3
         assert run['resumed_at_epoch'] == [done]
+
+
+# The moment the suite once hit by chance: SIGINT while TensorFlow's SWIG wrapper for
+# TF_NewBuffer has called back into Python, so the handler's exception passes through C.
+SIGNAL_INSIDE_C = """
+import os, signal, sys
+from runkit import errors
+from tensorflow.python import pywrap_tensorflow as c_api
+def setattr_with_a_signal(self, name, value):
+    os.kill(os.getpid(), signal.SIGINT)
+    object.__setattr__(self, name, value)
+c_api.TF_Buffer.__setattr__ = setattr_with_a_signal
+sys.exit(errors.exit_code(c_api.TF_NewBuffer, 'prog'))
+"""
+
+
+def test_a_signal_while_c_code_calls_python_is_one_line():
+    proc = subprocess.run([sys.executable, '-c', SIGNAL_INSIDE_C], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'prog: interrupted by SIGINT before anything was written')
 
 
 def test_resume_refuses_a_finished_run(tmp_path, capsys):
