@@ -23,6 +23,7 @@ import math
 import os
 import sys
 
+import numpy
 import pandas
 
 from runkit import Failure, Refused, records
@@ -38,6 +39,11 @@ SET_METRICS = ('val_acc', 'val_loss')
 # upstream-10k set is judged at 5 epochs x 2 metrics, so a healthy run fails somewhere with
 # probability at most 10 x 0.5% = 5% (Bonferroni; docs/curves.md).
 LEVEL = 0.995
+# A 10-class network starts at chance, val_acc 0.10, and some seeds of the upstream recipe stay
+# there for epochs before they learn; how long is heavy-tailed, so a drawn band is aligned on
+# the epoch each run leaves that plateau: the first its val_acc reaches this. The set's plateau
+# values are 0.117 at most; 0.13-0.17 give the committed runs the same verdicts (docs/curves.md).
+PLATEAU_EXIT = 0.15
 # A 10-class softmax that guesses scores a loss of ln 10 = 2.30. A run past twice that has
 # blown up, which no healthy seed does: a band drawn through it would admit anything.
 BLOWN_UP = 2 * math.log(10)
@@ -45,6 +51,7 @@ BLOWN_UP = 2 * math.log(10)
 # images carries binomial noise sqrt(p(1-p)/N) besides the seed's.
 IMAGES = {'val_acc': ('test_limit', 10000), 'acc': ('train_limit', 50000)}
 INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3  # exit codes, explained in EXIT_CODES
+UNDECIDED = NOT_ENOUGH  # compare: the run never left the plateau that the references left
 # A table longer than this hides the epochs nobody needs to read, or the verdict scrolls away.
 MAX_ROWS = 40
 # run.json args that say where and how loudly a run wrote, not what it trained.
@@ -207,10 +214,55 @@ def image_count(refs, metric):
     return min(min((r.run.get('args') or {}).get(arg) or total, total) for r in refs)
 
 
-def bands(refs, metric, epochs, tol=None, level=LEVEL):
+def left_plateau(history):
+    """The epoch, fractional, at which `history`'s val_acc first reaches PLATEAU_EXIT: linear
+    between that epoch and the one before, and no earlier than its first epoch, since a run
+    off the plateau at its first validation left it at a time the history does not show. inf
+    when it never does, or has no val_acc."""
+    if 'val_acc' not in history.frame.columns:
+        return math.inf
+    acc = history.frame['val_acc'].dropna()
+    above = acc.index[acc >= PLATEAU_EXIT]
+    if not len(above):
+        return math.inf
+    before = acc.loc[:above[0] - 1]
+    if before.empty:
+        return float(above[0])
+    e0, v0, e1, v1 = before.index[-1], before.iloc[-1], above[0], acc.loc[above[0]]
+    return float(e0 + (PLATEAU_EXIT - v0) / (v1 - v0) * (e1 - e0))
+
+
+def alignment(delay, refs):
+    """(`delay`, each reference's left_plateau()): what a drawn band aligns on, for a run that
+    left the plateau at epoch `delay`; None when fewer than two references leave it, so that
+    there is nothing to align and the band is drawn epoch by epoch."""
+    theirs = [left_plateau(r) for r in refs]
+    return (delay, theirs) if sum(map(math.isfinite, theirs)) >= 2 else None
+
+
+def reference_values(refs, metric, epochs, shift=None):
+    """DataFrame over `epochs`, a column per reference, of its `metric`: at the same epoch, or
+    with `shift` = alignment(run's delay, refs) as many epochs after it left the plateau as
+    the run is at each of `epochs`, interpolated linearly between its epochs; NaN where that
+    is before the plateau's end or after the reference's last epoch."""
+    if shift is None:
+        return pandas.DataFrame({i: r.frame[metric] for i, r in enumerate(refs)}).reindex(epochs)
+    mine, theirs = shift
+    columns = {}
+    for i, (ref, delay) in enumerate(zip(refs, theirs)):
+        curve = ref.frame[metric].dropna()
+        times = [delay + e - mine for e in epochs]
+        columns[i] = [float(numpy.interp(t, curve.index, curve.values))
+                      if len(curve) and max(delay, curve.index[0]) <= t <= curve.index[-1]
+                      else math.nan for t in times]
+    return pandas.DataFrame(columns, index=epochs)
+
+
+def bands(refs, metric, epochs, tol=None, level=LEVEL, shift=None):
     """(centre, half-width), Series over `epochs`: the references' range widened by `tol` on
-    each side (one reference: its value +- tol), or with `tol` None the band() of their runs."""
-    values = pandas.DataFrame({i: r.frame[metric] for i, r in enumerate(refs)}).reindex(epochs)
+    each side (one reference: its value +- tol), or with `tol` None the band() of their runs,
+    aligned on the plateau's end by `shift` (reference_values)."""
+    values = reference_values(refs, metric, epochs, shift if tol is None else None)
     if tol is not None:
         low, high = values.min(axis=1), values.max(axis=1)
         return (low + high) / 2, (high - low) / 2 + tol
@@ -254,17 +306,24 @@ def differences(run, refs):
 
 
 class Report:
-    """The outcome of compare(): `table` has, per compared epoch, <metric>_run, _centre, _half,
-    _diff (run - centre) and _ok for every compared metric, and ok; first_out and worst_out are
-    (epoch, metric) or None. `ref` is the reference when there is one, else None."""
+    """The outcome of compare(): `table` has, per shared epoch, <metric>_run, _centre, _half,
+    _diff (run - centre) and _ok for every compared metric, ok, plateau (the run had not left
+    it: not judged) and judged; first_out and worst_out are (epoch, metric) or None. `ref` is
+    the reference when there is one, else None; `shift` the alignment() or None. A run that
+    never left the plateau the references left is `undecided`, neither ok nor outside."""
 
-    def __init__(self, run, refs, tolerances, level, table, notes):
+    def __init__(self, run, refs, tolerances, level, table, notes, shift=None):
         self.run, self.refs, self.tolerances, self.level = run, refs, tolerances, level
         self.ref = refs[0] if len(refs) == 1 else None
         self.table, self.notes, self.shared = table, notes, [int(e) for e in table.index]
+        self.shift = shift
         self.out_epochs = [int(e) for e in table.index[~table['ok']]]
-        self.ok = not self.out_epochs
-        self.exit_code = INSIDE if self.ok else OUTSIDE
+        self.plateau = [int(e) for e in table.index[table['plateau']]]
+        self.judged = [int(e) for e in table.index[table['judged']]]
+        self.unbanded = sorted(set(self.shared) - set(self.plateau) - set(self.judged))
+        self.undecided = shift is not None and not self.judged
+        self.ok = not self.out_epochs and not self.undecided
+        self.exit_code = UNDECIDED if self.undecided else INSIDE if self.ok else OUTSIDE
         cells = [(e, m) for e in self.out_epochs for m in tolerances if not table.at[e, m + '_ok']]
         # max() keeps the first of equals, so ties go to the earliest epoch.
         self.worst_out = max(cells, key=self.excess, default=None)
@@ -353,17 +412,32 @@ def compare(run, refs, tolerances=None, level=LEVEL):
     for history in [run] + refs:
         require_columns(history, tolerances)
     shared, more = shared_epochs(run, refs, 2 if None in tolerances.values() else 1)
+    shift = alignment(left_plateau(run), refs) if None in tolerances.values() else None
     table = pandas.DataFrame({'ok': True}, index=pandas.Index(shared, name='epoch'))
+    # Before the run leaves the plateau there is nothing to judge but whether it leaves at all.
+    table['plateau'] = [shift is not None and e < shift[0] for e in shared]
+    table['judged'] = ~table['plateau']
     for metric, tol in tolerances.items():
         a = run.frame.loc[shared, metric]
-        centre, half = bands(refs, metric, shared, tol, level)
+        centre, half = bands(refs, metric, shared, tol, level, shift)
+        if tol is None and shift is not None:
+            # Fewer than two references reach as far past the plateau as the run: no band.
+            table['judged'] &= centre.notnull()
         # The slack absorbs float noise in the subtraction, so a band of 0.02 admits 0.13 - 0.11.
         inside = ((a - centre).abs() <= half * (1 + 1e-9) + 1e-15) | (a.isnull() & centre.isnull())
         table[metric + '_run'], table[metric + '_centre'] = a, centre
         table[metric + '_half'], table[metric + '_diff'] = half, a - centre
         table[metric + '_ok'] = inside
-        table['ok'] &= inside
-    return Report(run, refs, tolerances, level, table, notes + more)
+    for metric in tolerances:
+        table[metric + '_ok'] |= ~table['judged']
+        table['ok'] &= table[metric + '_ok']
+    if shift is not None and table['judged'].any() and not table['judged'].all():
+        more.append('epochs %s are not judged: %s' % (epoch_ranges(
+            table.index[~table['judged']]), '; '.join(filter(None, [
+                'the run had not left the plateau' if table['plateau'].any() else '',
+                'fewer than two references reach as many epochs past the plateau as the run'
+                if (~table['judged'] & ~table['plateau']).any() else '']))))
+    return Report(run, refs, tolerances, level, table, notes + more, shift)
 
 
 def set_folder(refs):
@@ -393,7 +467,21 @@ def band_text(report):
                         'docs/curves.md)' % (', '.join(drawn), len(report.refs), report.level,
                                              len(report.refs) - 1,
                                              '; '.join(images) or 'the runs'))
+    if report.shift is not None:
+        lines.append(plateau_text(report.shift))
     return lines
+
+
+def plateau_text(shift):
+    mine, theirs = shift
+    left = sorted(t for t in theirs if math.isfinite(t))
+    return ('aligned:   on the epoch each run left the chance plateau (val_acc reached %g): the '
+            'run %s, the references at %.2f-%.2f%s; the run\'s epoch E is judged against the '
+            'references E - %s epochs after theirs, interpolated between epochs' % (
+                PLATEAU_EXIT, 'at %.2f' % mine if math.isfinite(mine) else 'never',
+                left[0], left[-1], '' if len(left) == len(theirs) else
+                ' (%d never)' % (len(theirs) - len(left)),
+                '%.2f' % mine if math.isfinite(mine) else 'D'))
 
 
 def header(report):
@@ -444,13 +532,16 @@ def band_table(report, rows, digits):
         high = table.loc[rows, m + '_centre'] + table.loc[rows, m + '_half']
         show[m] = table.loc[rows, m + '_run'].map(lambda v: '%.*f' % (digits, v)) + \
             table.loc[rows, m + '_ok'].map({True: ' ', False: '*'})
-        show[m + ' band'] = ['%.*f-%.*f' % (digits, a, digits, b) for a, b in zip(low, high)]
+        show[m + ' band'] = ['%.*f-%.*f' % (digits, a, digits, b) if judged else '-'
+                             for a, b, judged in zip(low, high, table.loc[rows, 'judged'])]
     return show
 
 
 def table_lines(report, rows, digits):
     show = (single_table if report.ref is not None else band_table)(report, rows, digits)
-    show['band'] = report.table.loc[rows, 'ok'].map({True: 'ok', False: 'OUT'})
+    table = report.table.loc[rows]
+    show['band'] = ['plateau' if p else 'no band' if not j else 'ok' if ok else 'OUT'
+                    for p, j, ok in zip(table['plateau'], table['judged'], table['ok'])]
     show = show.reset_index().astype(str)
     widths = [max([len(c)] + [len(v) for v in show[c]]) for c in show.columns]
     text = [' '.join(str(v).rjust(w + 1) for v, w in zip(row, widths))
@@ -478,8 +569,24 @@ def cell_text(report, cell, digits):
         'above' if t[m + '_diff'] > 0 else 'below')
 
 
+def undecided_text(report):
+    mine, theirs = report.shift
+    last = report.shared[-1]
+    left = sorted(t for t in theirs if t <= last)
+    if math.isfinite(mine):
+        return ('result:    UNDECIDED: no epoch is judged: the run left the plateau at %.2f, and '
+                'fewer than two references reach as many epochs past it' % mine)
+    return ('result:    UNDECIDED: the run has not left the chance plateau (val_acc below %g) by '
+            'its last shared epoch, %d; %d of the %d references had left it by then, the latest '
+            'at epoch %.2f. A healthy seed may stay there longer than they did: train once more '
+            'with another seed; a second run that stays at chance points at the machine' % (
+                PLATEAU_EXIT, last, len(left), len(theirs), left[-1] if left else math.nan))
+
+
 def verdict_lines(report, digits):
-    shared = report.shared
+    shared = report.judged
+    if report.undecided:
+        return [undecided_text(report)]
     if report.ok:
         return ['result:    INSIDE the band at all %d compared epochs' % len(shared)]
     lines = ['result:    OUTSIDE the band at %d of %d compared epochs (%s); * marks the '
@@ -520,20 +627,24 @@ def format_report(report, all_rows=False):
                      verdict_lines(report, digits) + record_lines(report))
 
 
-def band_frames(refs, metrics, level=LEVEL):
+def band_frames(refs, metrics, level=LEVEL, delay=None):
     """{metric: DataFrame by epoch of the references' mean, low and high of the band, min and
-    max}, for the metrics every reference has, over the epochs two or more of them have."""
+    max}, for the metrics every reference has, over the epochs two or more of them have: the
+    band of a run that left the plateau at epoch `delay`, by default at its first, as most do
+    (none before it)."""
     refs = [before_blow_up(r) for r in refs]
     counts = collections.Counter(e for r in refs for e in r.epochs)
     epochs = sorted(e for e, c in counts.items() if c >= 2)
     frames = {}
     if not epochs:
         return frames
+    shift = alignment(epochs[0] if delay is None or math.isinf(delay) else delay, refs)
     for m in [m for m in metrics if all(m in r.frame.columns for r in refs)]:
-        centre, half = bands(refs, m, epochs, None, level)
-        values = pandas.DataFrame({i: r.frame[m] for i, r in enumerate(refs)}).reindex(epochs)
-        frames[m] = pandas.DataFrame({'mean': centre, 'low': centre - half, 'high': centre + half,
-                                      'min': values.min(axis=1), 'max': values.max(axis=1)})
+        centre, half = bands(refs, m, epochs, None, level, shift)
+        values = reference_values(refs, m, epochs, shift)
+        frame = pandas.DataFrame({'mean': centre, 'low': centre - half, 'high': centre + half,
+                                  'min': values.min(axis=1), 'max': values.max(axis=1)})
+        frames[m] = frame.dropna(subset=['mean'])
     return frames
 
 
@@ -541,11 +652,18 @@ def band_summary(refs, metrics, level=LEVEL):
     """What `band` prints: a set's band per epoch, as a Markdown table, and how close to the
     mean a run may come and still be caught."""
     frames = band_frames(refs, metrics, level)
-    if not frames:
+    if not frames or next(iter(frames.values())).empty:
         raise CurvesError('the references share no epoch with two or more runs, or no metric of '
                           '%s' % ', '.join(metrics))
+    delays = [left_plateau(before_blow_up(r)) for r in refs]
     lines = ['%d runs (%s), band at level %g per epoch and metric' % (
-        len(refs), ', '.join(r.name for r in refs), level), '',
+        len(refs), ', '.join(r.name for r in refs), level)]
+    if alignment(1, refs) is not None:
+        lines.append('for a run that left the chance plateau (val_acc %g) by its first epoch, as '
+                     '%d of these did; the others left at %s (docs/curves.md)' % (
+                         PLATEAU_EXIT, sum(d <= 1 for d in delays), ', '.join(
+                             '%.2f' % d for d in sorted(delays) if d > 1) or '-'))
+    lines += ['',
         '| epoch | ' + ' | '.join('%s mean | %s runs min-max | %s band' % (m, m, m)
                                  for m in frames) + ' |',
         '|---|' + '---|---|---|' * len(frames)]
@@ -562,18 +680,21 @@ def band_summary(refs, metrics, level=LEVEL):
     return '\n'.join(lines)
 
 
-def band_curves(refs, level=LEVEL):
+def band_curves(refs, level=LEVEL, delay=None):
     """What plot() draws for a reference set: (label, {column: DataFrame of low, high, min,
-    max by epoch}) for the validation curves."""
+    max by epoch}) for the validation curves, aligned for a run that left the plateau at
+    epoch `delay` (band_frames)."""
     name = os.path.basename(os.path.abspath(set_folder(refs)))
-    frames = band_frames(refs, SET_METRICS, level)
+    frames = band_frames(refs, SET_METRICS, level, delay)
     # An accuracy outside [0, 1] cannot happen, so the drawing stops there; a loss below 0 too.
     for column, frame in frames.items():
         frame['low'] = frame['low'].clip(lower=0)
         if column.endswith('acc'):
             frame['high'] = frame['high'].clip(upper=1)
-    return ('%s: %d runs, band at level %g, darker: their range' % (name, len(refs), level),
-            frames)
+    shift = alignment(1 if delay is None or math.isinf(delay) else delay, refs)
+    aligned = ', aligned on leaving the plateau at epoch %.2f' % shift[0] if shift else ''
+    return ('%s: %d runs, band at level %g%s, darker: their range' % (
+        name, len(refs), level, aligned), frames)
 
 
 def check_out(out):
@@ -600,7 +721,8 @@ def level_arg(text):
 
 
 EXIT_CODES = """exit codes:
-  compare  0 inside the band at every shared epoch, 1 outside at one or more
+  compare  0 inside the band at every judged epoch, 1 outside at one or more, 3 undecided:
+           the run never left the chance plateau that the references left
   claim    0 pass, 1 fail, 3 not enough epochs yet
   all      2 bad usage or unusable input (missing file, missing column, empty file)"""
 
@@ -672,7 +794,10 @@ def plot_command(args):
         if not set(history.frame.columns) & {'acc', 'val_acc', 'loss', 'val_loss'}:
             require_columns(history, ['val_acc'])
     reference = (refs[0].label, refs[0].frame) if len(refs) == 1 else None
-    shaded = band_curves(refs, args.level) if len(refs) > 1 else None
+    # One run: the band aligned on when it left the plateau; several: on a run that left it
+    # by its first epoch.
+    delay = left_plateau(runs[0]) if len(runs) == 1 else None
+    shaded = band_curves(refs, args.level, delay) if len(refs) > 1 else None
     return plot([(h.label, h.frame) for h in runs], args.out, title=args.title,
                 reference=reference, band=shaded)
 

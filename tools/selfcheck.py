@@ -35,6 +35,8 @@ REFUSED = ('--resume', '--overwrite')
 EXIT_CODES = """exit codes:
   0    the run is inside the set's band at every epoch
   1    outside at one or more epochs, or the run diverged
+  3    undecided: the run never left the chance plateau that the reference runs left (a healthy
+       seed may be that slow: check once more)
   2    no run to judge: a bad flag, no data, fewer GPUs than --gpus asks (allconvnet.py's own
        one-line error), an unusable reference set
   128+N  signal N stopped the run"""
@@ -141,7 +143,7 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
     run = curves.load_history(logdir)
     report = curves.compare(run, refs, dict.fromkeys(curves.SET_METRICS), level)
     image = plot([(run.label, run.frame)], os.path.join(logdir, 'band.png'),
-                 band=curves.band_curves(refs, level),
+                 band=curves.band_curves(refs, level, curves.left_plateau(run)),
                  title='self-check: %s against %s' % (run.name, curves.set_folder(refs)))
     lines = [curves.format_report(report), '', 'speed:     %s' % speed(run, refs),
              'plot:      %s' % image]
@@ -157,10 +159,16 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
                          epoch, 'so did %s of the set' % ' and '.join(also) if also else
                          'none of the set did'))
         return '\n'.join(lines), curves.OUTSIDE
+    if report.undecided:
+        lines.append('self-check: UNDECIDED: the run is still at chance accuracy, which a slow '
+                     'healthy seed can be too: run the check once more; if it stays at chance '
+                     'again, this machine does not train the network')
+        return '\n'.join(lines), report.exit_code
     if report.ok:
-        lines.append('self-check: PASS: inside the band of %d reference runs at all %d epochs: '
+        lines.append('self-check: PASS: inside the band of %d reference runs at all %d epochs%s: '
                      'this machine trains the configuration within the spread of their seeds'
-                     % (len(refs), len(report.shared)))
+                     % (len(refs), len(report.judged), ' after it left the chance plateau'
+                        if report.plateau else ''))
     else:
         lines.append('self-check: FAIL: outside the band at epoch(s) %s (first: epoch %d, %s); '
                      'docs/curves.md says what to look at' % (
