@@ -15,7 +15,7 @@ train: setup
 	.venv/bin/python allconvnet.py $(ARGS)
 
 # The self-check (docs/curves.md): train the reference configuration once with a fresh seed and
-# judge it against the band of logs/reference/upstream-10k; about 12 minutes on 2 CPU cores.
+# judge it against the band of logs/reference/upstream-10k; 7-12 minutes on 2 CPU cores.
 # Exit 0 inside the band, 1 outside, 2 no run to judge. E.g. make check ARGS="--gpus 2".
 check: setup
 	.venv/bin/python -m tools.selfcheck $(ARGS)

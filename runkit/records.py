@@ -30,10 +30,6 @@ RUN_FILES = ['run.json', 'history.csv', 'history_callback.csv', 'weights.best.hd
              'state.h5', 'curves.png', 'preprocessing.npz', 'traceback.txt']
 
 
-# Until tools/ move to runkit.files (their own callers).
-replace_atomically, read_json = write_via, read_json_object
-
-
 def command(argv):
     """The shell command that runs allconvnet.py with `argv` the way this process was run."""
     if os.environ.get('ALLCONVNET_IMAGE'):

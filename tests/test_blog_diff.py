@@ -73,16 +73,29 @@ def test_a_moved_line_needs_only_a_regeneration(repo):
     assert check(repo)[0] == 0
 
 
-def test_check_fails_when_a_changed_line_loses_its_reason(repo):
-    # The blank line above the comment ends the block that could have explained the line.
-    edit(os.path.join(repo, 'make_parallel.py'),
-         "# blog: `device` ('/gpu:%d', the post's placement, by default) lets tests and "
-         "--towers-on-cpu\n# put the towers on a session's virtual CPU devices ('/cpu:%d'). "
-         "[repo]\n", '')
+# Each case removes one `# blog:` comment; then the listing lines it explained have no reason.
+# 1: the blank line above the next comment ends the block that could have explained line 14.
+# 2: the unchanged `shape = tf.shape(data)` above the tf.concat lines ends the block of the
+#    comment on get_slice, so lines 17 and 18 borrow none.
+UNEXPLAINED = [
+    ("# blog: `device` ('/gpu:%d', the post's placement, by default) lets tests and "
+     "--towers-on-cpu\n# put the towers on a session's virtual CPU devices ('/cpu:%d'). "
+     "[repo]\n", {14: r'def make_parallel\(model, gpu_count\):'}),
+    ("    # blog: TF 1.x takes tf.concat(values, axis); the post's pre-1.0 tf.concat(0, values) "
+     "fails\n    # with \"Expected int32, got list containing Tensors\" (keras-extras issue #8). "
+     "[TF 1.15 API;\n    # keras-extras 23fb548]\n",
+     {17: r'size = tf.concat\(0, .*\)', 18: r'stride = tf.concat\(0, .*\)'}),
+]
+
+
+@pytest.mark.parametrize('comment, lines', UNEXPLAINED, ids=['blank-line', 'unchanged-line'])
+def test_check_fails_when_a_changed_line_loses_its_reason(repo, comment, lines):
+    edit(os.path.join(repo, 'make_parallel.py'), comment, '')
     code, out = check(repo)
     assert code == 1
-    assert re.search(r"listing line 14 \('def make_parallel\(model, gpu_count\):'\) is changed "
-                     r"at make_parallel.py:\d+ but no `# blog:` comment explains it", out), out
+    for number, text in lines.items():
+        assert re.search(r"listing line %d \('%s'\) is changed at make_parallel.py:\d+ but no "
+                         r"`# blog:` comment explains it" % (number, text), out), out
 
 
 def test_one_comment_explains_its_run_of_changed_and_added_lines():
@@ -102,21 +115,6 @@ def test_one_comment_explains_its_run_of_changed_and_added_lines():
                  if code is mp and 'callback_model' in mp.lines[run[0]])
     assert rows[42][6] + 1 == added[0]
     assert blog_diff.reason(mp, added[0]) == blog_diff.reason(mp, rows[42][5])
-
-
-def test_a_line_the_listing_has_unchanged_ends_a_block(repo):
-    # Without their comment the tf.concat lines borrow none: the unchanged
-    # `shape = tf.shape(data)` above them ends the block of the comment on get_slice.
-    edit(os.path.join(repo, 'make_parallel.py'),
-         "    # blog: TF 1.x takes tf.concat(values, axis); the post's pre-1.0 tf.concat(0, values) "
-         "fails\n    # with \"Expected int32, got list containing Tensors\" (keras-extras issue #8). "
-         "[TF 1.15 API;\n    # keras-extras 23fb548]\n", '')
-    code, out = check(repo)
-    assert code == 1
-    for number in (17, 18):
-        assert re.search(r"listing line %d \('(size|stride) = tf.concat\(0, .*\)'\) is changed at "
-                         r"make_parallel.py:\d+ but no `# blog:` comment explains it" % number,
-                         out), out
 
 
 def test_check_fails_when_an_added_line_has_no_reason(repo):

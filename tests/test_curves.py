@@ -10,6 +10,7 @@ import pytest
 
 from helpers import ROOT
 from runkit import Failure
+from runkit.errors import exit_code
 from runkit.plot import plot_run
 from tools import curves
 
@@ -50,7 +51,7 @@ def ref(tmp_path):
 
 
 def cli(capsys, *argv):
-    code = curves.main([str(a) for a in argv])
+    code = exit_code(lambda: curves.main([str(a) for a in argv]), curves.PROG)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -269,7 +270,7 @@ def test_claim_verdicts(tmp_path, capsys, val_acc, code, words):
 
 def test_claim_hints_and_options(tmp_path, capsys):
     interrupted = write_run(tmp_path / 'int', [0.2], run=run_json(status='interrupted'))
-    assert 'continue it with python allconvnet.py --resume' in cli(capsys, 'claim', interrupted)[1]
+    assert 'allconvnet.py --resume %s' % interrupted in cli(capsys, 'claim', interrupted)[1]
     run = write_run(tmp_path / 'run', [0.2, 0.45, 0.4])
     assert cli(capsys, 'claim', run, '--threshold', '0.4', '--by-epoch', '3')[0] == 0
     assert cli(capsys, 'claim', run, '--threshold', '0.5', '--by-epoch', '3')[0] == 1

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from helpers import ROOT
+from runkit.errors import exit_code
 from tools import curves, selfcheck
 
 SET = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k')
@@ -74,7 +75,7 @@ def test_the_default_set_is_the_variable_s_then_the_repository_s(monkeypatch):
 
 def test_refusals_before_training_are_one_line(tmp_path, capsys):
     def refused(*argv):
-        code = selfcheck.main([str(a) for a in argv])
+        code = exit_code(lambda: selfcheck.main([str(a) for a in argv]), PROG)
         err = capsys.readouterr().err
         assert code == 2 and err.count('\n') == 1 and err.startswith(PROG + ': error: '), err
         return err

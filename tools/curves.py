@@ -26,10 +26,13 @@ import sys
 import numpy
 import pandas
 
-from runkit import Failure, Refused, records
+from runkit import records
+from runkit.errors import Refused, exit_code
+from runkit.files import read_json_object
 from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
 from runkit.plot import formats, label, plot
 
+PROG = 'python -m tools.curves'
 # Curve columns a comparison may use. `seconds` is wall time: never equal across reruns.
 METRICS = ('val_acc', 'loss', 'acc', 'val_loss', 'lr')
 DEFAULT_TOL, CLAIM_THRESHOLD, CLAIM_EPOCH = 0.02, 0.90, 350
@@ -42,7 +45,7 @@ LEVEL = 0.995
 # A 10-class network starts at chance, val_acc 0.10, and some seeds of the upstream recipe stay
 # there for epochs before they learn; how long is heavy-tailed, so a drawn band is aligned on
 # the epoch each run leaves that plateau: the first its val_acc reaches this. The set's plateau
-# values are 0.117 at most; 0.13-0.17 give the committed runs the same verdicts (docs/curves.md).
+# values are 0.117 at most; 0.12-0.18 catch and miss the same changed runs (docs/curves.md).
 PLATEAU_EXIT = 0.15
 # A 10-class softmax that guesses scores a loss of ln 10 = 2.30. A run past twice that has
 # blown up, which no healthy seed does: a band drawn through it would admit anything.
@@ -60,7 +63,7 @@ NOT_TRAINING_ARGS = ('logdir', 'overwrite', 'quiet', 'resume')
 ACROSS_SEEDS = ('seed', 'args.seed')
 
 
-class CurvesError(Exception):
+class CurvesError(Refused):
     """Unusable input; str() is the one-line message for the user (exit code 2)."""
 
 
@@ -80,12 +83,9 @@ def read_record(csv):
     if not os.path.exists(record):
         return None, []
     try:
-        run = records.read_json(record)
-    except (OSError, ValueError, Refused) as e:
-        return None, ['%s is unusable (%s): labels and checks go without it' % (record, e)]
-    if not isinstance(run, dict):
-        return None, ['%s is not a JSON object: labels and checks go without it' % record]
-    return run, []
+        return read_json_object(record), []
+    except Refused as e:
+        return None, ['%s: labels and checks go without it' % e]
 
 
 def load_history(path):
@@ -104,6 +104,8 @@ def load_history(path):
                           'run directories)' % path)
     try:
         frame = pandas.read_csv(csv)
+    except OSError as e:
+        raise CurvesError('cannot read %s (%s)' % (csv, e.strerror or e))
     except pandas.errors.EmptyDataError:
         raise CurvesError('%s is empty: no epoch has finished yet, or the file was cut' % csv)
     except (pandas.errors.ParserError, UnicodeDecodeError) as e:
@@ -132,7 +134,11 @@ def load_history(path):
 
 def runs_in(folder):
     """The run directories directly inside `folder` (those with a history.csv), by name."""
-    return sorted(os.path.join(folder, d) for d in os.listdir(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError as e:
+        raise CurvesError('cannot read %s (%s)' % (folder, e.strerror or e))
+    return sorted(os.path.join(folder, d) for d in names
                   if os.path.isfile(os.path.join(folder, d, 'history.csv')))
 
 
@@ -728,7 +734,7 @@ EXIT_CODES = """exit codes:
 
 
 def build_parser():
-    p = Parser(prog='python -m tools.curves', description=__doc__, epilog=EXIT_CODES,
+    p = Parser(prog=PROG, description=__doc__, epilog=EXIT_CODES,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest='command', metavar='{compare,band,plot,claim}', required=True)
     c = sub.add_parser('compare', epilog=EXIT_CODES, formatter_class=p.formatter_class,
@@ -803,25 +809,22 @@ def plot_command(args):
 
 
 def main(argv=None):
+    """The exit code; bad input raises CurvesError, which exit_code() makes one line."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.command == 'compare':
-            run, refs = load_history(args.run), load_references(args.reference)
-            report = compare(run, refs, tolerances_from(args, run, refs), args.level)
-            print(format_report(report, args.all_rows))
-            return report.exit_code
-        if args.command == 'band':
-            print(band_summary(load_references(args.reference), args.metrics, args.level))
-            return 0
-        if args.command == 'plot':
-            print('wrote %s' % plot_command(args))
-            return 0
-        result = claim(args.run, args.threshold, args.by_epoch)
-        print(result.text)
-        return result.exit_code
-    except (CurvesError, OSError, Failure) as e:
-        sys.stderr.write('python -m tools.curves: error: %s\n' % e)
-        return USAGE
+    if args.command == 'compare':
+        run, refs = load_history(args.run), load_references(args.reference)
+        report = compare(run, refs, tolerances_from(args, run, refs), args.level)
+        print(format_report(report, args.all_rows))
+        return report.exit_code
+    if args.command == 'band':
+        print(band_summary(load_references(args.reference), args.metrics, args.level))
+        return 0
+    if args.command == 'plot':
+        print('wrote %s' % plot_command(args))
+        return 0
+    result = claim(args.run, args.threshold, args.by_epoch)
+    print(result.text)
+    return result.exit_code
 
 
 Claim = collections.namedtuple('Claim', 'verdict exit_code text')
@@ -865,8 +868,8 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
         elif status == 'running':
             lines.append('        the run is still training: check again later')
         elif status:
-            lines.append('        the run is %s: continue it with python allconvnet.py --resume %s'
-                         % (status, os.path.dirname(history.path) or os.curdir))
+            lines.append('        the run is %s: continue it with %s' % (status, records.command(
+                ['--resume', os.path.dirname(history.path) or os.curdir])))
     lines.append('best:   %s (history: epochs %s)' % (
         best(val) or 'none (val_acc is NaN throughout)', epoch_ranges(history.epochs)))
     lines += ['note:   %s' % n for n in history.notes]
@@ -875,4 +878,4 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, PROG))

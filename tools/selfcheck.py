@@ -22,6 +22,7 @@ import sys
 import time
 
 from runkit.argtypes import Parser
+from runkit.errors import exit_code
 from runkit.plot import plot
 from tools import curves
 
@@ -115,8 +116,10 @@ def speed(run, refs):
     if len(run.epochs) > 1:
         # Epoch 1 also builds and compiles the graph.
         text += ' (%.0f/s from epoch 2 on)' % images_per_second(run, 1)
+    machines = sorted({((r.run or {}).get('machine') or {}).get('cpu') or 'a machine not recorded'
+                       for r in refs})
     return text + '; the reference runs %.0f-%.0f on %s (epoch wall time, validation included)' % (
-        theirs[0], theirs[-1], (refs[0].run or {}).get('machine', {}).get('cpu', 'their machine'))
+        theirs[0], theirs[-1], ' and '.join(machines))
 
 
 def train(argv):
@@ -196,12 +199,9 @@ def plan(args, extra):
 
 
 def main(argv=None):
+    """The exit code; an unusable set raises CurvesError, which exit_code() makes one line."""
     args, extra = build_parser().parse_known_args(argv)
-    try:
-        refs, command, logdir = plan(args, extra)
-    except (curves.CurvesError, OSError) as e:
-        sys.stderr.write('%s: error: %s\n' % (PROG, e))
-        return curves.USAGE
+    refs, command, logdir = plan(args, extra)
     # The fastest run is the one that had the reference machine to itself.
     print('self-check: training the configuration of %s (%d runs, the fastest in %.0f min) '
           'once more:\n  allconvnet.py %s' % (
@@ -215,10 +215,9 @@ def main(argv=None):
         return curves.USAGE  # allconvnet.py said why, in one line
     try:
         text, verdict = judge(logdir, refs, args.level, diverged=code == 3)
-    except (curves.CurvesError, OSError) as e:
+    except curves.CurvesError:
         if code != 3:
-            sys.stderr.write('%s: error: %s\n' % (PROG, e))
-            return curves.USAGE
+            raise
         # Diverged before its first epoch ended: nothing to draw, and a fail.
         text, verdict = 'self-check: FAIL: the run diverged before its first epoch ended', 1
     print(text)
@@ -226,4 +225,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(exit_code(main, PROG))
