@@ -1,5 +1,9 @@
 """Shared fixtures: the synthetic CIFAR-10 cache under a temporary HOME, and fresh TF sessions."""
+import fcntl
+import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -11,12 +15,30 @@ from runkit.errors import environment
 environment()
 
 
+def once(tmp_path_factory, name, make):
+    """make(folder)'s JSON-able result, made once for the whole suite. pytest-xdist gives each
+    worker its own session fixtures, so the first worker to ask makes it in a folder they share
+    and the others wait on a lock and read what it left."""
+    if not os.environ.get('PYTEST_XDIST_WORKER'):
+        return make(str(tmp_path_factory.mktemp(name)))
+    root = tmp_path_factory.getbasetemp().parent
+    folder, done = root / name, root / (name + '.json')
+    with open(str(root / (name + '.lock')), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(str(folder), ignore_errors=True)  # what a failed first try left
+            folder.mkdir()
+            done.write_text(json.dumps(make(str(folder))))
+        return json.loads(done.read_text())
+
+
 @pytest.fixture(scope='session')
 def cifar_home(tmp_path_factory):
-    """A HOME whose ~/.keras/datasets holds the synthetic cache (written once per session)."""
-    home = str(tmp_path_factory.mktemp('home'))
-    synthetic_cifar.write_cache(home)
-    return home
+    """A HOME whose ~/.keras/datasets holds the synthetic cache (written once per suite)."""
+    def make(home):
+        synthetic_cifar.write_cache(home)
+        return home
+    return once(tmp_path_factory, 'home', make)
 
 
 @pytest.fixture
@@ -117,19 +139,23 @@ def refused_url():
 def tiny_runs(cifar_home, mirror, tmp_path_factory):
     """{'single': (logdir, proc), 'two-towers': (logdir, proc)}: two finished 2-epoch runs, shared
     by the tests that only read what a run leaves. The single one is a first run on a fresh
-    machine: an empty HOME, CIFAR-10 from the loopback mirror."""
-    jobs, logdirs = [], {}
-    for kind in ('single', 'two-towers'):
-        logdirs[kind] = str(tmp_path_factory.mktemp('run') / kind)
-        home, extra, env = cifar_home, ['--towers-on-cpu', '--gpus', '2'], None
-        if kind == 'single':
-            home, extra = str(tmp_path_factory.mktemp('fresh-home')), []
-            env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
-                   'ALLCONVNET_CIFAR10_MD5': mirror[1]}
-        jobs.append((['--epochs', '2', '--train-limit', '96', '--test-limit', '32', '--seed',
-                      '3', '--quiet', '--logdir', logdirs[kind]] + extra, home, env))
-    runs = {}
-    for kind, proc in zip(('single', 'two-towers'), run_side_by_side(jobs)):
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[kind] = (logdirs[kind], proc)
-    return runs
+    machine: an empty HOME, CIFAR-10 from the loopback mirror. Made once for the suite."""
+    def make(folder):
+        jobs, logdirs = [], {}
+        for kind in ('single', 'two-towers'):
+            logdirs[kind] = os.path.join(folder, 'run', kind)
+            home, extra, env = cifar_home, ['--towers-on-cpu', '--gpus', '2'], None
+            if kind == 'single':
+                home, extra = os.path.join(folder, 'fresh-home'), []
+                os.makedirs(home)
+                env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
+                       'ALLCONVNET_CIFAR10_MD5': mirror[1]}
+            jobs.append((['--epochs', '2', '--train-limit', '96', '--test-limit', '32', '--seed',
+                          '3', '--quiet', '--logdir', logdirs[kind]] + extra, home, env))
+        runs = {}
+        for kind, proc in zip(('single', 'two-towers'), run_side_by_side(jobs)):
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            runs[kind] = (logdirs[kind], [proc.args, proc.returncode, proc.stdout, proc.stderr])
+        return runs
+    return {kind: (logdir, subprocess.CompletedProcess(*proc))
+            for kind, (logdir, proc) in once(tmp_path_factory, 'tiny-runs', make).items()}
