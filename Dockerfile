@@ -157,7 +157,7 @@ ARG BAKE_CIFAR10=0
 ARG CIFAR10_URL=
 # Only the dataset module, which a first run uses too, and the runkit modules it imports: a
 # change elsewhere in runkit/ must not re-download the archive.
-COPY runkit/__init__.py runkit/dataset.py runkit/errors.py runkit/files.py /tmp/bake/runkit/
+COPY runkit/__init__.py runkit/argtypes.py runkit/dataset.py runkit/errors.py runkit/files.py /tmp/bake/runkit/
 COPY docker/bake_cifar10.py /tmp/bake/
 COPY docker/cifar10/ /tmp/bake/context/
 USER ${USER_UID}:${USER_GID}

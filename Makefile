@@ -16,7 +16,7 @@ train: setup
 
 # The self-check (docs/curves.md): train the reference configuration once with a fresh seed and
 # judge it against the band of logs/reference/upstream-10k; 7-12 minutes on 2 CPU cores.
-# Exit 0 inside the band, 1 outside, 2 no run to judge. E.g. make check ARGS="--gpus 2".
+# Exit 0 inside the band, 1 outside, 2 no run to judge, 3 undecided (still at chance). E.g. make check ARGS="--gpus 2".
 check: setup
 	.venv/bin/python -m tools.selfcheck $(ARGS)
 

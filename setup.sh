@@ -7,7 +7,7 @@
 #
 # TF_BUILD: `stock` is requirements.txt as written (tensorflow==1.15.5); `mkl` swaps that one
 # line for Intel's oneDNN build of the same TensorFlow, intel-tensorflow==1.15.2, and keeps
-# every other pin; `auto` takes mkl where the CPU has AVX-512, where it measured about 40%
+# every other pin; `auto` takes mkl where the CPU has AVX-512, where it measured about 30%
 # faster, and stock elsewhere, where it was not (docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -15,6 +15,7 @@ The archive is unpacked only if every member is a regular file or folder inside
 cifar-10-batches-py/: Python 3.7's tarfile has no extraction filter, and a mirror's archive
 whose MD5 the user set could otherwise write anywhere the user can.
 """
+import argparse
 import contextlib
 import http.client
 import os
@@ -31,6 +32,7 @@ import urllib.request
 
 import numpy as np
 
+from runkit.argtypes import Parser
 from runkit.errors import Interrupted, Refused, exit_code, prepare
 from runkit.files import digest
 
@@ -296,7 +298,18 @@ def explained():
         raise diagnose(e) from None
 
 
-def main():
+EXIT_CODES = """exit codes:
+  0    the cache is ready (fetched and verified, or already there and sound)
+  2    it is not: one line on stderr says why (no network, a wrong MD5, a broken cache)
+  128+N  signal N stopped it; nothing half-downloaded is left"""
+
+
+def main(argv=None):
+    Parser(prog='python -m runkit.dataset', description=__doc__.split('\n\n')[0],
+           epilog='The archive comes from $ALLCONVNET_CIFAR10_URL (default the CIFAR-10 page) '
+                  'and is checked against $ALLCONVNET_CIFAR10_MD5 (default the published '
+                  'MD5).\n\n' + EXIT_CODES,
+           formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     print('CIFAR-10 is ready in %s' % ensure())
     return 0
 

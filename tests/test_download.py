@@ -103,11 +103,25 @@ def test_command_line_fails_in_one_line(empty_home, refused_url):
     assert proc.stderr.strip().splitlines()[-1].startswith('python -m runkit.dataset: error: cannot reach')
 
 
+def test_help_and_a_bad_flag_download_nothing(empty_home, refused_url):
+    # Once, --help started the 170 MB download: the command took no arguments at all.
+    env = dict(os.environ, HOME=str(empty_home), **{dataset.URL_VARIABLE: refused_url})
+    for argv, code in ((['--help'], 0), (['--bogus'], 2)):
+        proc = subprocess.run([sys.executable, '-m', 'runkit.dataset'] + argv, cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+        assert proc.returncode == code and 'cannot reach' not in proc.stderr, proc.stderr
+        assert not os.path.exists(str(empty_home / '.keras'))
+    assert 'exit codes:' in subprocess.run(
+        [sys.executable, '-m', 'runkit.dataset', '--help'], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, universal_newlines=True).stdout
+
+
 def test_command_line_takes_mirror_and_checksum_from_the_environment(empty_home, mirror,
                                                                      monkeypatch, capsys):
     monkeypatch.setenv(dataset.URL_VARIABLE, mirror[0] + '/cifar-10-python.tar.gz')
     monkeypatch.setenv(dataset.MD5_VARIABLE, mirror[1].upper())
-    assert dataset.main() == 0
+    assert dataset.main([]) == 0
     assert 'CIFAR-10 is ready in %s' % (empty_home / '.keras' / 'datasets') in \
         capsys.readouterr().out
 
