@@ -109,6 +109,17 @@ def test_a_run_that_learns_nothing_is_undecided_at_any_level():
     assert 'UNDECIDED: the run has not left the chance plateau' in curves.format_report(report)
 
 
+def test_a_history_that_starts_after_epoch_1_is_judged_as_one_off_the_plateau():
+    # Seed 1's epochs 3-5 alone (the first rows lost): when it left the plateau is not in the
+    # file, and taking its first row for that moment would judge epoch 3 against epoch 1.
+    frame = curves.load_history(os.path.join(SET, 'seed-1')).frame.loc[3:]
+    cut = made_up(list(frame['val_acc']), list(frame['val_loss']))
+    cut.frame.index = pandas.Index([3, 4, 5], name='epoch')
+    cut.epochs = [3, 4, 5]
+    report = curves.compare(cut, [r for r in members() if r.name != 'seed-1'])
+    assert curves.left_plateau(cut) == 1 and report.ok and report.judged == [3, 4, 5]
+
+
 def test_a_late_start_passes_and_a_slow_learner_as_late_does_not():
     # Seed 1's curve two epochs later, as if it had sat on the plateau like seed 8: inside. The
     # same start with half of seed 1's gains after it, as the blog recipe learns: outside.

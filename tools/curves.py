@@ -222,9 +222,9 @@ def image_count(refs, metric):
 
 def left_plateau(history):
     """The epoch, fractional, at which `history`'s val_acc first reaches PLATEAU_EXIT: linear
-    between that epoch and the one before, and no earlier than its first epoch, since a run
-    off the plateau at its first validation left it at a time the history does not show. inf
-    when it never does, or has no val_acc."""
+    between that epoch and the one before. A run off the plateau at its first row left it at
+    a time the history does not show, and is taken to have left by epoch 1, as most runs do
+    (a history may start later than epoch 1). inf when it never does, or has no val_acc."""
     if 'val_acc' not in history.frame.columns:
         return math.inf
     acc = history.frame['val_acc'].dropna()
@@ -233,7 +233,7 @@ def left_plateau(history):
         return math.inf
     before = acc.loc[:above[0] - 1]
     if before.empty:
-        return float(above[0])
+        return float(min(above[0], 1))
     e0, v0, e1, v1 = before.index[-1], before.iloc[-1], above[0], acc.loc[above[0]]
     return float(e0 + (PLATEAU_EXIT - v0) / (v1 - v0) * (e1 - e0))
 
