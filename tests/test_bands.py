@@ -120,6 +120,13 @@ def test_a_history_that_starts_after_epoch_1_is_judged_as_one_off_the_plateau():
     assert curves.left_plateau(cut) == 1 and report.ok and report.judged == [3, 4, 5]
 
 
+def test_a_nan_accuracy_is_outside_not_a_plateau():
+    report = curves.compare(made_up([0.2, float('nan'), 0.3], [2.1, 2.0, 1.9]), members())
+    assert report.exit_code == curves.OUTSIDE and report.first_out == (2, 'val_acc')
+    report = curves.compare(made_up([float('nan')] * 3, [2.1, 2.0, 1.9]), members())
+    assert report.exit_code == curves.OUTSIDE and report.first_out[0] == 1
+
+
 def test_a_late_start_passes_and_a_slow_learner_as_late_does_not():
     # Seed 1's curve two epochs later, as if it had sat on the plateau like seed 8: inside. The
     # same start with half of seed 1's gains after it, as the blog recipe learns: outside.

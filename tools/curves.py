@@ -418,7 +418,12 @@ def compare(run, refs, tolerances=None, level=LEVEL):
     for history in [run] + refs:
         require_columns(history, tolerances)
     shared, more = shared_epochs(run, refs, 2 if None in tolerances.values() else 1)
-    shift = alignment(left_plateau(run), refs) if None in tolerances.values() else None
+    shift = None
+    if None in tolerances.values() and 'val_acc' in run.frame.columns:
+        shift = alignment(left_plateau(run), refs)
+    if shift is not None and run.frame.loc[[e for e in shared if e < shift[0]],
+                                           'val_acc'].isnull().any():
+        shift = None  # a NaN is no plateau: judged epoch by epoch, where no band admits it
     table = pandas.DataFrame({'ok': True}, index=pandas.Index(shared, name='epoch'))
     # Before the run leaves the plateau there is nothing to judge but whether it leaves at all.
     table['plateau'] = [shift is not None and e < shift[0] for e in shared]
