@@ -246,6 +246,36 @@ def alignment(delay, refs):
     return (delay, theirs) if sum(map(math.isfinite, theirs)) >= 2 else None
 
 
+def set_alignment(refs, delay=None):
+    """alignment() for a run that left the plateau at epoch `delay`, by default (and for one
+    that never did) at epoch 1, as most do: what a set's band is drawn for on its own."""
+    return alignment(1. if delay is None or math.isinf(delay) else delay, refs)
+
+
+def run_alignment(run, refs, shared):
+    """The alignment() a drawn band judges `run` by over the epochs `shared`, or None: none
+    without val_acc, and none when its val_acc is NaN before it left the plateau, since a NaN
+    is no plateau: judged epoch by epoch, no band admits it."""
+    if 'val_acc' not in run.frame.columns:
+        return None
+    shift = alignment(left_plateau(run), refs)
+    if shift is not None and run.frame.loc[[e for e in shared if e < shift[0]],
+                                           'val_acc'].isnull().any():
+        return None
+    return shift
+
+
+def unjudged_note(table):
+    """'epochs E are not judged: why', for a table with some epochs judged and some not."""
+    unbanded = ~table['judged'] & ~table['plateau']
+    reasons = [text for rows, text in (
+        (table['plateau'], 'the run had not left the plateau'),
+        (unbanded, 'fewer than two references reach as many epochs past the plateau as the run'))
+        if rows.any()]
+    return 'epochs %s are not judged: %s' % (epoch_ranges(table.index[~table['judged']]),
+                                             '; '.join(reasons))
+
+
 def reference_values(refs, metric, epochs, shift=None):
     """DataFrame over `epochs`, a column per reference, of its `metric`: at the same epoch, or
     with `shift` = alignment(run's delay, refs) as many epochs after it left the plateau as
@@ -418,12 +448,7 @@ def compare(run, refs, tolerances=None, level=LEVEL):
     for history in [run] + refs:
         require_columns(history, tolerances)
     shared, more = shared_epochs(run, refs, 2 if None in tolerances.values() else 1)
-    shift = None
-    if None in tolerances.values() and 'val_acc' in run.frame.columns:
-        shift = alignment(left_plateau(run), refs)
-    if shift is not None and run.frame.loc[[e for e in shared if e < shift[0]],
-                                           'val_acc'].isnull().any():
-        shift = None  # a NaN is no plateau: judged epoch by epoch, where no band admits it
+    shift = run_alignment(run, refs, shared) if None in tolerances.values() else None
     table = pandas.DataFrame({'ok': True}, index=pandas.Index(shared, name='epoch'))
     # Before the run leaves the plateau there is nothing to judge but whether it leaves at all.
     table['plateau'] = [shift is not None and e < shift[0] for e in shared]
@@ -442,12 +467,8 @@ def compare(run, refs, tolerances=None, level=LEVEL):
     for metric in tolerances:
         table[metric + '_ok'] |= ~table['judged']
         table['ok'] &= table[metric + '_ok']
-    if shift is not None and table['judged'].any() and not table['judged'].all():
-        more.append('epochs %s are not judged: %s' % (epoch_ranges(
-            table.index[~table['judged']]), '; '.join(filter(None, [
-                'the run had not left the plateau' if table['plateau'].any() else '',
-                'fewer than two references reach as many epochs past the plateau as the run'
-                if (~table['judged'] & ~table['plateau']).any() else '']))))
+    if table['judged'].any() and not table['judged'].all():
+        more.append(unjudged_note(table))
     return Report(run, refs, tolerances, level, table, notes + more, shift)
 
 
@@ -649,7 +670,7 @@ def band_frames(refs, metrics, level=LEVEL, delay=None):
     frames = {}
     if not epochs:
         return frames
-    shift = alignment(epochs[0] if delay is None or math.isinf(delay) else delay, refs)
+    shift = set_alignment(refs, delay)
     for m in [m for m in metrics if all(m in r.frame.columns for r in refs)]:
         centre, half = bands(refs, m, epochs, None, level, shift)
         values = reference_values(refs, m, epochs, shift)
@@ -666,10 +687,11 @@ def band_summary(refs, metrics, level=LEVEL):
     if not frames or next(iter(frames.values())).empty:
         raise CurvesError('the references share no epoch with two or more runs, or no metric of '
                           '%s' % ', '.join(metrics))
-    delays = [left_plateau(before_blow_up(r)) for r in refs]
+    shift = set_alignment([before_blow_up(r) for r in refs])
     lines = ['%d runs (%s), band at level %g per epoch and metric' % (
         len(refs), ', '.join(r.name for r in refs), level)]
-    if alignment(1, refs) is not None:
+    if shift is not None:
+        delays = shift[1]
         lines.append('for a run that left the chance plateau (val_acc %g) by its first epoch, as '
                      '%d of these did; the others left at %s (docs/curves.md)' % (
                          PLATEAU_EXIT, sum(d <= 1 for d in delays), ', '.join(
@@ -702,7 +724,7 @@ def band_curves(refs, level=LEVEL, delay=None):
         frame['low'] = frame['low'].clip(lower=0)
         if column.endswith('acc'):
             frame['high'] = frame['high'].clip(upper=1)
-    shift = alignment(1 if delay is None or math.isinf(delay) else delay, refs)
+    shift = set_alignment(refs, delay)
     aligned = ', aligned on leaving the plateau at epoch %.2f' % shift[0] if shift else ''
     return ('%s: %d runs, band at level %g%s, darker: their range' % (
         name, len(refs), level, aligned), frames)
