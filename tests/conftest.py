@@ -150,7 +150,7 @@ def tiny_runs(cifar_home, mirror, tmp_path_factory):
                 os.makedirs(home)
                 env = {'ALLCONVNET_CIFAR10_URL': mirror[0] + '/cifar-10-python.tar.gz',
                        'ALLCONVNET_CIFAR10_MD5': mirror[1]}
-            jobs.append((['--epochs', '2', '--train-limit', '96', '--test-limit', '32', '--seed',
+            jobs.append((['--epochs', '2', '--train-limit', '64', '--test-limit', '32', '--seed',
                           '3', '--quiet', '--logdir', logdirs[kind]] + extra, home, env))
         runs = {}
         for kind, proc in zip(('single', 'two-towers'), run_side_by_side(jobs)):

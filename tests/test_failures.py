@@ -150,7 +150,7 @@ def test_unreachable_mirror_fails_naming_the_manual_route_before_any_session(
 def test_signal_mid_run_keeps_history_and_resume_completes_it(cifar_home, tmp_path, signum,
                                                               resume):
     logdir = str(tmp_path / 'run')
-    args = ['--epochs', '3', '--train-limit', '96', '--test-limit', '32', '--seed', '1',
+    args = ['--epochs', '3', '--train-limit', '64', '--test-limit', '32', '--seed', '1',
             '--quiet', '--logdir', logdir]
     proc = start_allconvnet(args, cifar_home)
     wait_for_rows(os.path.join(logdir, 'history.csv'), 1, proc)
@@ -214,7 +214,7 @@ def test_resume_refuses_a_finished_run(tmp_path, capsys):
 
 def test_nan_loss_stops_at_once_and_keeps_history(cifar_home, tmp_path):
     logdir = str(tmp_path / 'run')
-    proc = run_allconvnet(['--lr', '1e6', '--epochs', '3', '--train-limit', '96',
+    proc = run_allconvnet(['--lr', '1e6', '--epochs', '3', '--train-limit', '64',
                            '--test-limit', '32', '--seed', '1', '--quiet', '--logdir', logdir],
                           cifar_home)
     assert proc.returncode == 3, proc.stderr[-2000:]

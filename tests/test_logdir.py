@@ -248,7 +248,7 @@ def test_a_second_writer_is_refused_naming_the_live_run(cifar_home, tmp_path, ca
                                                         monkeypatch):
     monkeypatch.setenv('HOME', cifar_home)
     logdir = str(tmp_path / 'live')
-    live = start_allconvnet(['--epochs', '50', '--train-limit', '96', '--test-limit', '32',
+    live = start_allconvnet(['--epochs', '50', '--train-limit', '64', '--test-limit', '32',
                              '--seed', '1', '--quiet', '--logdir', logdir], cifar_home)
     try:
         wait_for_rows(os.path.join(logdir, 'history.csv'), 1, live)

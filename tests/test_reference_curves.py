@@ -2,11 +2,14 @@
 the oneDNN build: the builds' kernels round differently) and judge it with curves.py.
 
 (a) A rerun of the reference's own command must match it within 1e-6 on every curve column:
-    with --seed and --deterministic on the CPU the reruns measured bitwise identical.
+    with --seed and --deterministic on the CPU the reruns measured bitwise identical. The rerun
+    stops after 2 of the reference's 3 epochs: the second already carries the weights and
+    the generator's shuffling across an epoch's end, and the third would add a third to the
+    suite's longest run.
 (b) A deliberate regression, the learning rate changed from 0.01 to 0.05 with --lr, must fail
     that same comparison (exit 1).
 
-About 6 s for the synthetic data (conftest's session fixture cifar_home), then a 3-epoch and
+A few seconds for the synthetic data (conftest's session fixture cifar_home), then a 2-epoch and
 a 1-epoch run side by side.
 """
 import json
@@ -46,12 +49,12 @@ def compare(run):
 
 @pytest.fixture(scope='module')
 def runs(cifar_home, tmp_path_factory):
-    """The reference's own command rerun, and the same with the learning rate changed from 0.01
+    """The reference's own command rerun for 2 epochs, and the same with the learning rate changed from 0.01
     to 0.05 (one epoch is enough to leave the band; compare judges the epochs both have),
     trained side by side: each runs in one thread (--deterministic)."""
     root = tmp_path_factory.mktemp('reference')
     rerun, changed = str(root / 'rerun'), str(root / 'lr-changed')
-    jobs = [(reference_argv(rerun), cifar_home, None),
+    jobs = [(reference_argv(rerun) + ['--epochs', '2'], cifar_home, None),
             (reference_argv(changed) + ['--lr', '0.05', '--epochs', '1'], cifar_home, None)]
     for proc in run_side_by_side(jobs):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -61,7 +64,7 @@ def runs(cifar_home, tmp_path_factory):
 def test_rerun_matches_the_reference(runs):
     result = compare(runs[0])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'INSIDE the band at all 3 compared epochs' in result.stdout
+    assert 'INSIDE the band at all 2 compared epochs' in result.stdout
 
 
 def test_changed_learning_rate_fails_the_comparison(runs):
