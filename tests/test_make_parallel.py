@@ -11,27 +11,28 @@ from make_parallel import make_parallel
 from runkit.recipes import RECIPES
 
 
-def predict_both(towers, n, seed=0):
+def predict_both(towers, sizes):
+    """[(single, parallel) predictions] for a batch of each size, through one model and its
+    towers: building them is most of the time."""
     model = allconvnet.build_model(RECIPES['blog'])
     parallel = make_parallel(model, towers, device='/cpu:%d')
-    x = np.random.RandomState(seed).rand(n, 32, 32, 3).astype('float32')
-    # batch_size=n: the whole batch goes through the towers in one call.
-    return model.predict(x, batch_size=n), parallel.predict(x, batch_size=n)
+    both = []
+    for n in sizes:
+        x = np.random.RandomState(n).rand(n, 32, 32, 3).astype('float32')
+        # batch_size=n: the whole batch goes through the towers in one call.
+        both.append((model.predict(x, batch_size=n), parallel.predict(x, batch_size=n)))
+    return both
 
 
 @pytest.mark.parametrize('towers', [2, 3, 4])
-@pytest.mark.parametrize('n', [1, 3, 7, 32])  # fewer rows than towers, uneven, the blog's
-def test_parallel_predictions_equal_single_model(cpu_session, towers, n):
-    single, parallel = predict_both(towers, n)
-    assert parallel.shape == (n, 10)
-    np.testing.assert_allclose(parallel, single, atol=1e-5)
-
-
-def test_every_sample_kept_in_order_when_batch_does_not_divide(cpu_session):
-    # Distinct inputs give distinct rows: a dropped or duplicated sample would show.
-    single, parallel = predict_both(4, 7, seed=3)
-    assert len({tuple(np.round(r, 6)) for r in parallel}) == 7
-    np.testing.assert_allclose(parallel, single, atol=1e-5)
+def test_parallel_predictions_equal_single_model(cpu_session, towers):
+    sizes = [1, 3, 7, 32]  # fewer rows than towers, uneven, the blog's
+    for n, (single, parallel) in zip(sizes, predict_both(towers, sizes)):
+        assert parallel.shape == (n, 10)
+        # Distinct inputs give distinct rows, so a dropped, duplicated or reordered sample of a
+        # batch the towers do not divide evenly shows here.
+        assert len({tuple(np.round(r, 6)) for r in parallel}) == n
+        np.testing.assert_allclose(parallel, single, atol=1e-5, err_msg='batch of %d' % n)
 
 
 def test_one_tower_returns_the_model_itself(cpu_session):
