@@ -49,9 +49,9 @@ def compare(run):
 
 @pytest.fixture(scope='module')
 def runs(cifar_home, tmp_path_factory):
-    """The reference's own command rerun for 2 epochs, and the same with the learning rate changed from 0.01
-    to 0.05 (one epoch is enough to leave the band; compare judges the epochs both have),
-    trained side by side: each runs in one thread (--deterministic)."""
+    """The reference's own command rerun for 2 epochs, and the same with the learning rate
+    changed from 0.01 to 0.05 (one epoch is enough to leave the band; compare judges the epochs
+    both have), trained side by side: each runs in one thread (--deterministic)."""
     root = tmp_path_factory.mktemp('reference')
     rerun, changed = str(root / 'rerun'), str(root / 'lr-changed')
     jobs = [(reference_argv(rerun) + ['--epochs', '2'], cifar_home, None),
