@@ -6,6 +6,8 @@ It answers the five driver calls that code makes (cuInit, cuDeviceGetCount, cuDe
 cuDeviceGetName, cuDeviceGetAttribute for compute capability) for the GPUs listed in
 STANDIN_CUDA_GPUS, "name=major.minor;...", numbered as NVIDIA's driver numbers them: inside
 cuInit, after CUDA_VISIBLE_DEVICES (ordinals, read up to the first one that names no GPU).
+Unlike the driver, which reads both once, every cuInit reads them again, so that one process
+can be asked about several hosts in turn (tests/test_session.py's host matrix).
 Each call is appended to the file STANDIN_CUDA_LOG, if set, so that a test sees who asked what.
 Put the folder build() returns on LD_LIBRARY_PATH: ctypes.CDLL('libcuda.so.1') finds it there.
 """

@@ -3,14 +3,15 @@ the oneDNN build: the builds' kernels round differently) and judge it with curve
 
 (a) A rerun of the reference's own command must match it within 1e-6 on every curve column:
     with --seed and --deterministic on the CPU the reruns measured bitwise identical. The rerun
-    stops after 2 of the reference's 3 epochs: the second already carries the weights and
-    the generator's shuffling across an epoch's end, and the third would add a third to the
-    suite's longest run.
+    stops after the first of the reference's 3 epochs, which holds the seed, the data order,
+    the augmentation, the initial weights and the optimizer; each further epoch costs the
+    suite about 10 s of CPU. All 3 epochs: the check at the end of the reference's
+    command.txt.
 (b) A deliberate regression, the learning rate changed from 0.01 to 0.05 with --lr, must fail
     that same comparison (exit 1).
 
-A few seconds for the synthetic data (conftest's session fixture cifar_home), then a 2-epoch and
-a 1-epoch run side by side.
+A few seconds for the synthetic data (conftest's session fixture cifar_home), then two 1-epoch
+runs side by side.
 """
 import json
 import os
@@ -49,12 +50,12 @@ def compare(run):
 
 @pytest.fixture(scope='module')
 def runs(cifar_home, tmp_path_factory):
-    """The reference's own command rerun for 2 epochs, and the same with the learning rate
-    changed from 0.01 to 0.05 (one epoch is enough to leave the band; compare judges the epochs
-    both have), trained side by side: each runs in one thread (--deterministic)."""
+    """The reference's own command rerun for its first epoch, and the same with the learning
+    rate changed from 0.01 to 0.05 (compare judges the epochs both have), trained side by side:
+    each runs in one thread (--deterministic)."""
     root = tmp_path_factory.mktemp('reference')
     rerun, changed = str(root / 'rerun'), str(root / 'lr-changed')
-    jobs = [(reference_argv(rerun) + ['--epochs', '2'], cifar_home, None),
+    jobs = [(reference_argv(rerun) + ['--epochs', '1'], cifar_home, None),
             (reference_argv(changed) + ['--lr', '0.05', '--epochs', '1'], cifar_home, None)]
     for proc in run_side_by_side(jobs):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -64,7 +65,7 @@ def runs(cifar_home, tmp_path_factory):
 def test_rerun_matches_the_reference(runs):
     result = compare(runs[0])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'INSIDE the band at all 2 compared epochs' in result.stdout
+    assert 'INSIDE the band at the one compared epoch' in result.stdout
 
 
 def test_changed_learning_rate_fails_the_comparison(runs):
