@@ -255,8 +255,8 @@ def test_a_gpu_of_compute_capability_8_is_refused_in_seconds(standin, host, cifa
 
 # The host matrix in one process, one TensorFlow import: the stand-in's cuInit reads
 # STANDIN_CUDA_GPUS and CUDA_VISIBLE_DEVICES again at every call, so session.check_gpus, the
-# check allconvnet.py makes first (the test above runs it end to end), asks the real ctypes
-# path about each host in turn, under FAKE_BUILD's build for that host.
+# check allconvnet.py makes before the data and the session (the test above runs it end to
+# end), asks the real ctypes path about each host in turn, TensorFlow faked as FAKE_BUILD does.
 HOSTS = r'''
 import json, os, sys
 import tensorflow as tf
