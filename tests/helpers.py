@@ -12,6 +12,8 @@ import pandas
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A short run's flags: the first 64 training and 32 test images, no progress bar.
 TINY = ['--train-limit', '64', '--test-limit', '32', '--quiet']
+# Where only the records are checked: one batch of the blog's 32.
+ONE_BATCH = ['--train-limit', '32', '--test-limit', '32', '--quiet']
 
 
 def run_allconvnet(args, home, timeout=600, env=None):

@@ -10,7 +10,7 @@ import pandas
 import pytest
 
 import allconvnet
-from helpers import ROOT, run_allconvnet
+from helpers import ONE_BATCH, ROOT, run_allconvnet
 from runkit import preprocess as pre
 from runkit.callbacks import StepSchedule
 from runkit.cli import parse_args
@@ -114,7 +114,7 @@ def test_each_recipe_trains_one_epoch_and_records_its_settings(name, cifar_home,
              'upstream': ['--lr', '0.05', '--batch-size', '16']}[name]
     # One batch of the blog's 32 (two of upstream's 16): the records are what is checked.
     proc = run_allconvnet(['--recipe', name, '--epochs', '1', '--logdir', logdir] + extra +
-                          ['--train-limit', '32', '--test-limit', '32', '--quiet'], cifar_home)
+                          ONE_BATCH, cifar_home)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = read_run(logdir)
     expected = as_json(RECIPES[name])

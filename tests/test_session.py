@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from helpers import ROOT
+from helpers import ONE_BATCH, ROOT
 from runkit import Refused, session
 from runkit.cli import JIT_CHOICES
 
@@ -223,7 +223,7 @@ def run_on(jobs, timeout=600):
     return [(proc, time.monotonic() - start) for proc in done]
 
 
-TINY = ['--epochs', '1', '--train-limit', '32', '--test-limit', '32', '--quiet']
+TINY = ['--epochs', '1'] + ONE_BATCH
 
 
 def error_line(proc):
@@ -256,7 +256,7 @@ def test_a_gpu_of_compute_capability_8_is_refused_in_seconds(standin, host, cifa
 # The host matrix in one process, one TensorFlow import: the stand-in's cuInit reads
 # STANDIN_CUDA_GPUS and CUDA_VISIBLE_DEVICES again at every call, so session.check_gpus, the
 # check allconvnet.py makes before the data and the session (the test above runs it end to
-# end), asks the real ctypes path about each host in turn, TensorFlow faked as FAKE_BUILD does.
+# end), asks the real ctypes path about each host in turn, TensorFlow faked by FAKE_BUILD.
 HOSTS = r'''
 import json, os, sys
 import tensorflow as tf
@@ -269,8 +269,10 @@ for name, (gpus, argv, visible, build) in sorted(json.loads(sys.argv[1]).items()
     os.environ.pop('CUDA_VISIBLE_DEVICES', None)
     if visible is not None:
         os.environ['CUDA_VISIBLE_DEVICES'] = visible
-    tf.__version__, tf.test.is_built_with_cuda = wheel if build is None else (
-        {'cuda10': '1.15.5', 'nv': '1.15.5+nv23.03'}[build], lambda: True)
+    tf.__version__, tf.test.is_built_with_cuda = wheel
+    if build is not None:
+        os.environ['STANDIN_TF_BUILD'] = build
+        exec(sys.argv[2])  # FAKE_BUILD
     try:
         session.check_gpus(parse_args(argv + ['--logdir', 'unused']))
         answers[name] = None
@@ -293,7 +295,8 @@ def test_refusals_name_the_gpus_that_would_train_and_older_ones_go_ahead(standin
     matrix = {name: (listed(gpus), argv, visible, build)
               for name, (gpus, argv, visible, build) in hosts.items()}
     env = dict(os.environ, LD_LIBRARY_PATH=standin[0])
-    proc = subprocess.run([sys.executable, '-c', HOSTS, json.dumps(matrix)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, '-c', HOSTS, json.dumps(matrix), FAKE_BUILD],
+                          cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -620,9 +620,9 @@ def verdict_lines(report, digits):
     if report.undecided:
         return [undecided_text(report)]
     if report.ok:
-        return ['result:    INSIDE the band at %s' % ('all %d compared epochs' % len(shared)
-                                                      if len(shared) > 1 else
-                                                      'the one compared epoch')]
+        where = ('the one compared epoch' if len(shared) == 1 else
+                 'all %d compared epochs' % len(shared))
+        return ['result:    INSIDE the band at ' + where]
     lines = ['result:    OUTSIDE the band at %d of %d compared epochs (%s); * marks the '
              'values outside' % (len(report.out_epochs), len(shared),
                                  epoch_ranges(report.out_epochs))]
