@@ -17,20 +17,19 @@ error:` line each on stderr, the others are still reported); 2 bad usage, a weig
 is not a checkpoint of this model, or a run directory without checkpoint or run.json.
 """
 
-import contextlib
-import io
 import json
 import os
 import sys
 import warnings
 
-from runkit.errors import Refused, exit_code, prepare
+from runkit.errors import Refused, exit_code, prepare, say
 prepare('predict.py')
 import numpy as np
 from PIL import Image, ImageOps
 
 from runkit.argtypes import Parser, positive_int
 from runkit.files import read_json_object
+from runkit.logdir import Logdir
 from runkit.preprocess import SCALE_255, preprocess
 
 # CIFAR-10's label order (batches.meta).
@@ -81,10 +80,6 @@ def read_preprocessing(logdir):
 
 
 def import_keras():
-    # Keras 1.2.2 writes "Using TensorFlow backend." to stderr on import: not a message for
-    # someone classifying images, and it would break "one line per error".
-    with contextlib.redirect_stderr(io.StringIO()):
-        import keras  # noqa: F401
     import tensorflow as tf
     from keras import backend as K
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
@@ -183,7 +178,7 @@ def classify(model, images, spec, logdir, batch_size=128):
     if model.input_shape[1] == CHANNELS:  # --dim-ordering th: trained, and fitted, on NCHW
         images = images.transpose(0, 3, 1, 2)
     try:
-        x = preprocess(images, spec, logdir)
+        x = preprocess(images, spec, Logdir(logdir))
     except Exception as e:  # an unknown record or missing fitted statistics: the run is at fault
         raise PredictError('cannot apply the preprocessing %r of %s/run.json: %s'
                            % (spec, logdir, e))
@@ -229,14 +224,14 @@ def main(argv=None):
     weights, logdir = locate(args.weights, args.run)
     spec, note = read_preprocessing(logdir)
     if note:
-        sys.stderr.write('predict.py: note: %s\n' % note)
+        say('predict.py', 'note', note)
     model = load_checkpoint(weights)
     images, read, failed = read_images(args.images)
     probabilities = (classify(model, images, spec, logdir, args.batch_size) if len(read)
                      else np.zeros((0, len(CLASSES)), np.float32))
 
     for path, reason in failed:
-        sys.stderr.write('predict.py: error: %s: %s\n' % (path, reason))
+        say('predict.py', 'error', '%s: %s' % (path, reason))
     results = dict((path, p) for path, p in zip(read, probabilities))
     reasons = dict(failed)
     if args.json:

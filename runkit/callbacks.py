@@ -1,7 +1,6 @@
 """The Keras callbacks a run adds to the listing's checkpoint: the progress bar, history.csv,
 the checkpoint written whole. allconvnet.py's main() lists them in the order they run.
 """
-import os
 import sys
 import time
 
@@ -10,9 +9,9 @@ from keras import backend as K
 from keras.callbacks import Callback, ModelCheckpoint, ProgbarLogger
 from keras.models import Sequential
 
-from runkit.files import save_model
+from runkit.files import model_bytes
+from runkit.logdir import HISTORY, HISTORY_COLUMNS
 from runkit.recipes import paper_lr
-from runkit.records import HISTORY_COLUMNS
 
 
 class Progress(ProgbarLogger):
@@ -67,7 +66,7 @@ class HistoryCSV(Callback):
 
     def __init__(self, logdir, optimizer, nb_epoch):
         super().__init__()
-        self.path = os.path.join(logdir, 'history.csv')
+        self.logdir = logdir
         self.optimizer = optimizer
         self.nb_epoch = nb_epoch
         self.estimated = False
@@ -88,30 +87,37 @@ class HistoryCSV(Callback):
         row = dict((k, float(logs[k])) for k in HISTORY_COLUMNS[1:5] if k in logs)
         row.update(epoch=epoch + 1, lr=self.current_lr(),
                    seconds=round(time.time() - self.started, 3))
-        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        text = pandas.DataFrame([row], columns=HISTORY_COLUMNS).to_csv(header=not exists,
-                                                                       index=False)
-        with open(self.path, 'a') as f:
-            f.write(text)  # one write: a row is on disk whole or not at all
-            f.flush()
-            os.fsync(f.fileno())
-        if not self.estimated:
+        text = pandas.DataFrame([row], columns=HISTORY_COLUMNS).to_csv(
+            header=not self.logdir.size(HISTORY), index=False)
+        self.logdir.append(HISTORY, text)  # one write: a row is on disk whole or not at all
+        if not self.estimated and self.nb_epoch > epoch + 1:
             self.estimated = True
-            left = (self.nb_epoch - epoch - 1) * row['seconds']
-            print('Epoch %d took %.0f s; the remaining %d epochs will take about %.1f h '
-                  '(%.1f days) at this pace' % (epoch + 1, row['seconds'], self.nb_epoch - epoch - 1,
-                                                left / 3600., left / 86400.))
+            left = self.nb_epoch - epoch - 1
+            print('Epoch %d took %s; at this pace the whole run of %d epochs takes about %s, '
+                  'the %d left about %s' % (epoch + 1, duration(row['seconds']), self.nb_epoch,
+                                            duration(row['seconds'] * self.nb_epoch), left,
+                                            duration(row['seconds'] * left)))
             sys.stdout.flush()
 
 
-class _SavesWhole:
-    """The model ModelCheckpoint saves, with a save() that writes the file whole."""
+def duration(seconds):
+    """`seconds` in the unit that fits: 45 s, 12 min, 3.4 h, 2.1 days."""
+    for unit, size, limit in (('s', 1, 90), ('min', 60, 5400), ('h', 3600, 172800)):
+        if seconds < limit:
+            return '%.0f %s' % (seconds / size, unit) if unit != 'h' else '%.1f h' % (
+                seconds / size)
+    return '%.1f days' % (seconds / 86400.)
 
-    def __init__(self, model):
-        self.__dict__['_model'] = model
+
+class _SavesWhole:
+    """The model ModelCheckpoint saves, with a save() that writes the file whole, through the
+    logdir."""
+
+    def __init__(self, model, logdir, name):
+        self.__dict__.update(_model=model, _logdir=logdir, _name=name)
 
     def save(self, filepath, overwrite=True):
-        save_model(self._model, filepath)
+        self._logdir.write(self._name, model_bytes(self._model))
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -121,11 +127,15 @@ class _SavesWhole:
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
-    """The blog's ModelCheckpoint; the file is written whole (runkit/files.py), so a crash or
-    a full disk keeps the previous best, and each message starts its own line."""
+    """The blog's ModelCheckpoint of LOGDIR/`name`; the file is written whole (runkit/files.py),
+    so a crash or a full disk keeps the previous best, and each message starts its own line."""
+
+    def __init__(self, logdir, name, **kwargs):
+        super().__init__(logdir.file(name), **kwargs)
+        self.logdir, self.name = logdir, name
 
     def set_model(self, model):
-        super().set_model(_SavesWhole(model))
+        super().set_model(_SavesWhole(model, self.logdir, self.name))
 
     def on_epoch_end(self, epoch, logs=None):
         verbose, before = self.verbose, self.best

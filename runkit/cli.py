@@ -1,4 +1,5 @@
-"""Command-line flags of allconvnet.py: parsing, and refusing bad values before any work starts.
+"""Command-line flags of allconvnet.py: parsing, and refusing bad values before any work starts
+(the folder they name is claimed by runkit/logdir.py).
 
 Every refusal is one line on stderr and exit code 2 (argparse's convention), with no traceback.
 """
@@ -91,10 +92,11 @@ def build_parser():
     return p
 
 
-def parse_args(argv):
+def parse_args(argv, parser=None):
     """The flags of `argv`, refused in one line (exit 2) where they cannot be right. With
-    --resume, only --resume and --quiet: the run's own arguments come from hold_logdir."""
-    parser = build_parser()
+    --resume, only --resume and --quiet: the run's own arguments come from its run.json
+    (runkit/logdir.py's hold)."""
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.resume is not None:
         extra = ['--' + k.replace('_', '-') for k, v in sorted(vars(args).items())
@@ -115,21 +117,3 @@ def parse_args(argv):
 # Flags that change only what a resumed run prints.
 RESUME_MAY_CHANGE = ('resume', 'quiet')
 
-
-def hold_logdir(args):
-    """(args, stored run.json or None, the epoch to continue after), with the logdir held for
-    this process (records.claim). A resumed run's arguments are its run.json's."""
-    from runkit import records, resume  # pandas and Keras: not for --help or a usage error
-    if args.resume is None:
-        records.claim(args.logdir, args.overwrite)
-        return args, None, 0
-    records.claim(args.resume, overwrite=False, resuming=True)
-    stored, epoch = resume.check(args.resume)
-    parser = build_parser()
-    try:
-        resumed = parser.parse_args(stored['argv'])
-    except SystemExit:
-        parser.error('--resume %s: the arguments in its run.json are refused above' % args.resume)
-    resumed.resume = resumed.logdir = args.resume
-    resumed.quiet = resumed.quiet or args.quiet
-    return resumed, stored, epoch

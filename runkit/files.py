@@ -1,29 +1,30 @@
 """Files written whole or not at all, and read back with a one-line reason when they are bad.
 
-A file goes to a temporary name beside its final one, is fsynced, renamed over the final name,
-and the folder is fsynced, so that after a crash or a power cut the final name holds the old
-file or the new one, never a part. A failed write (a full disk) removes the temporary file and
-raises WriteFailed naming the file, with the old file intact.
+A file goes to a temporary name beside its final one (.NAME.XXXXXXXX.tmp), is fsynced,
+renamed over the final name, and the folder is fsynced, so that after a crash or a power cut
+the final name holds the old file or the new one, never a part. A failed write (a full disk,
+a file-size limit) removes the temporary file and raises WriteFailed naming the file, with
+the old file intact. Every name is opened relative to its folder's descriptor and never
+through a symbolic link (O_NOFOLLOW): a link planted at a final name is replaced, not followed.
 
 HDF5 files are built in memory (h5py writes to a BytesIO since 2.9) and written like any other:
 libhdf5 crashes the process (exit 139) once a write to its open file has failed, and Keras
 1.2.2's model.save leaves that file open when it raises.
 """
+import binascii
+import errno
 import hashlib
 import io
 import json
 import os
-import tempfile
+import stat
 
 from runkit.errors import Refused, WriteFailed
 
-
-def fsync_folder(folder):
-    fd = os.open(folder or '.', os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+# run.json is a few kB; anything near this is not one of ours, and json.load would hold it all.
+JSON_LIMIT = 1 << 20
+JSON_DEPTH = 32
 
 
 def _umask():
@@ -32,41 +33,81 @@ def _umask():
     return mask
 
 
-# mkstemp makes its files 0600; a run's files get the mode open() would give them.
+# A run's files get the mode open() would give them (0644 under umask 022).
 MODE = 0o666 & ~_umask()
 
 
-def write_via(write, path):
-    """Call write(tmp_path) for a temporary file beside `path`, then put it at `path` whole;
-    on any failure the temporary file goes and the old `path` stays (WriteFailed for OSError)."""
-    folder, name = os.path.split(path)
+def open_folder(folder):
+    """A descriptor of `folder` for put() and read_at()."""
+    return os.open(folder or '.', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def put(dir_fd, name, data, shown):
+    """Put `data` at `name` in the folder open as `dir_fd`, whole; `shown` names it in errors."""
+    if isinstance(data, str):
+        data = data.encode('utf8')
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=folder or '.')
-        os.close(fd)
-        os.chmod(tmp, MODE)
-        write(tmp)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        while tmp is None:
+            candidate = '.%s.%s.tmp' % (name, binascii.hexlify(os.urandom(4)).decode())
+            try:
+                fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, MODE,
+                             dir_fd=dir_fd)
+            except FileExistsError:
+                continue
+            tmp = candidate
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         tmp = None
-        fsync_folder(folder)
+        os.fsync(dir_fd)
     except OSError as e:
-        raise WriteFailed('cannot write %s: %s' % (path, e.strerror or e)) from None
+        raise WriteFailed('cannot write %s: %s' % (shown, e.strerror or e)) from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+        if tmp is not None:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except OSError:
+                pass
+
+
+def read_at(dir_fd, name, shown, limit=None):
+    """The bytes of `name` in the folder `dir_fd`, never through a link; Refused when it is a
+    link, not a regular file, or over `limit` bytes. FileNotFoundError when it is missing."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Refused('%s is a symbolic link; a run never reads or writes through one'
+                          % shown) from None
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise Refused('cannot read %s: %s' % (shown, e.strerror)) from None
+    with os.fdopen(fd, 'rb') as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Refused('%s is not a regular file' % shown)
+        data = f.read(limit + 1 if limit else -1)
+    if limit and len(data) > limit:
+        raise Refused('%s is over %d bytes, far larger than any the project writes'
+                      % (shown, limit))
+    return data
 
 
 def write_whole(path, data):
     """Put `data` (bytes or str) at `path` whole, or raise WriteFailed and change nothing."""
-    if isinstance(data, str):
-        data = data.encode('utf8')
-
-    def write(tmp):
-        with open(tmp, 'wb') as f:
-            f.write(data)
-    write_via(write, path)
+    try:
+        fd = open_folder(os.path.dirname(path))
+    except OSError as e:
+        raise WriteFailed('cannot write %s: %s' % (path, e.strerror or e)) from None
+    try:
+        put(fd, os.path.basename(path), data, path)
+    finally:
+        os.close(fd)
 
 
 def hdf5_bytes(write):
@@ -76,28 +117,57 @@ def hdf5_bytes(write):
     return buffer.getvalue()
 
 
-def save_model(model, path):
-    """model.save(path), whole or not at all."""
-    write_whole(path, hdf5_bytes(lambda buffer: model.save(buffer, overwrite=True)))
+def model_bytes(model):
+    """model.save's HDF5 file, in memory."""
+    return hdf5_bytes(lambda buffer: model.save(buffer, overwrite=True))
+
+
+def json_text(data):
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + '\n'
 
 
 def write_json(path, data):
-    write_whole(path, json.dumps(data, indent=2, sort_keys=True, default=str) + '\n')
+    write_whole(path, json_text(data))
+
+
+def depth(value):
+    """How deeply lists and objects nest in a parsed JSON value (a scalar is 0)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
+def json_object(data, shown):
+    """The JSON object (dict) in the bytes `data`; Refused, saying why, when it is not one or
+    nests deeper than any record of ours."""
+    try:
+        value = json.loads(data.decode('utf8'))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise Refused('cannot read %s (%s)' % (shown, type(e).__name__ if isinstance(
+            e, RecursionError) else e)) from None
+    if not isinstance(value, dict):
+        raise Refused('%s is not a run record (a JSON %s, not an object)'
+                      % (shown, type(value).__name__))
+    if depth(value) > JSON_DEPTH:
+        raise Refused('%s nests deeper than %d levels: not a run record' % (shown, JSON_DEPTH))
+    return value
 
 
 def read_json_object(path):
-    """The JSON object (dict) in `path`; Refused, saying why, when it is missing or not one."""
+    """The JSON object in the file at `path` (read as read_at does); Refused, saying why, when
+    it is missing, a link, too large or not an object."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        fd = open_folder(os.path.dirname(path))
+    except OSError as e:
+        raise Refused('cannot read %s: %s' % (path, e.strerror)) from None
+    try:
+        return json_object(read_at(fd, os.path.basename(path), path, JSON_LIMIT), path)
     except FileNotFoundError:
         raise Refused('%s does not exist' % path) from None
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise Refused('cannot read %s (%s)' % (path, e)) from None
-    if not isinstance(data, dict):
-        raise Refused('%s is not a run record (a JSON %s, not an object)'
-                      % (path, type(data).__name__))
-    return data
+    finally:
+        os.close(fd)
 
 
 def digest(path, algorithm='md5'):

@@ -1,4 +1,5 @@
-"""Stopping a run cleanly: on a NaN or inf loss, and without tearing an epoch's files apart.
+"""Stopping a run cleanly: on a NaN or inf loss, on a failure in the thread that feeds the
+batches, and without tearing an epoch's files apart.
 
 Keras 1.2.2 has no TerminateOnNaN (it arrived in Keras 2.0.5), and its fit_generator checks
 `stop_training` only between epochs, so the guard raises to stop at the bad batch itself.
@@ -7,7 +8,7 @@ The signals themselves (SIGINT, SIGTERM, SIGHUP) are runkit/errors.py's.
 import numpy as np
 from keras.callbacks import Callback, CallbackList
 
-from runkit.errors import Diverged, held_signals
+from runkit.errors import Diverged, feeder_failed, held_signals
 
 
 class NaNGuard(Callback):
@@ -46,3 +47,24 @@ class EpochEndHoldsSignals(Callback):
     def on_epoch_end(self, epoch, logs=None):
         with held_signals():
             self.inner.on_epoch_end(epoch, logs)
+
+
+class Feeder:
+    """datagen.flow()'s batches, with a failure kept for the main thread. Keras 1.2.2 draws
+    them in a thread that dies on an exception with a traceback of its own, and fit_generator
+    then says only "output of generator should be a tuple ... Found: None"; here the failure
+    is handed over instead, and fit_generator's error is judged by it (errors.as_failure), so a
+    MemoryError under `ulimit -v` ends as memory running out."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.batches)
+        except Exception as e:
+            feeder_failed(e)
+            return e  # not a tuple: fit_generator raises in the main thread

@@ -3,11 +3,13 @@
 matplotlib is drawn through its Agg canvas, never pyplot, so no display is needed and no
 global figure state is left behind in the training process.
 """
+import io
 import os
 
 import pandas
 
-from runkit.files import read_json_object, write_via
+from runkit.files import write_whole
+from runkit.logdir import CURVES, HISTORY, RUN_JSON
 
 PANELS = (('accuracy', 'acc', 'val_acc'), ('loss', 'loss', 'val_loss'))
 COLOURS = ['C%d' % i for i in range(10)]
@@ -118,33 +120,28 @@ def figure(curves, reference=None, title=None, band=None):
     return fig
 
 
-def plot(curves, out, reference=None, title=None, band=None):
-    """Draw figure(curves, reference, title, band) into `out`, whole or not at all; return
-    `out`."""
-    fig = figure(curves, reference, title, band)
-    # The temporary name hides the format from savefig, so it is passed.
-    fmt = os.path.splitext(out)[1].lstrip('.').lower() or 'png'
-    written = []
+def image(fig, fmt):
+    """The bytes of `fig` drawn as `fmt` (png, svg, pdf...)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=100, bbox_inches='tight')
+    return buffer.getvalue()
 
-    def write(tmp):
-        written.append(tmp)
-        fig.savefig(tmp, format=fmt, dpi=100, bbox_inches='tight')
-    try:
-        write_via(write, out)
-    finally:
-        # A failed write or rename (out a directory, say) must not leave the temporary file.
-        for tmp in written:
-            if os.path.lexists(tmp) and not os.path.isdir(tmp):
-                os.remove(tmp)
+
+def plot(curves, out, reference=None, title=None, band=None):
+    """Draw figure(curves, reference, title, band) into the file `out`, whole or not at all;
+    return `out`."""
+    fmt = os.path.splitext(out)[1].lstrip('.').lower() or 'png'
+    write_whole(out, image(figure(curves, reference, title, band), fmt))
     return out
 
 
 def plot_run(logdir, run=None):
-    """Write logdir/curves.png from logdir/history.csv (what allconvnet.py calls after
-    training), labelled from `run`, or from logdir/run.json when it is not given."""
-    frame = pandas.read_csv(os.path.join(logdir, 'history.csv'), index_col='epoch')
-    record = os.path.join(logdir, 'run.json')
-    if run is None and os.path.exists(record):
-        run = read_json_object(record)
-    name = label(os.path.basename(os.path.abspath(logdir)), run if isinstance(run, dict) else None)
-    return plot([(name, frame)], os.path.join(logdir, 'curves.png'))
+    """Write LOGDIR/curves.png from its history.csv (what allconvnet.py calls after
+    training), labelled from `run`, or from its run.json when it is not given."""
+    frame = pandas.read_csv(io.BytesIO(logdir.read(HISTORY)), index_col='epoch')
+    if run is None and logdir.exists(RUN_JSON):
+        run = logdir.read_json()
+    name = label(os.path.basename(os.path.abspath(logdir.path)),
+                 run if isinstance(run, dict) else None)
+    logdir.write(CURVES, image(figure([(name, frame)]), 'png'))
+    return logdir.file(CURVES)

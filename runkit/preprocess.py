@@ -5,11 +5,11 @@ and calls the same function, so the preprocessing is never typed twice. A record
 statistics of the training set (the paper's GCN + ZCA) is fitted once by `fit`, which writes
 them to the run's logdir; `preprocess` reads them from there.
 """
-import os
+import io
 
 import numpy as np
 
-from runkit.files import write_via
+from runkit.errors import Refused
 
 # The blog never scales its inputs; the upstream repository divides by 255 (c2af6a7), and
 # the blog and upstream recipes follow it.
@@ -89,28 +89,43 @@ def zca(X, mean, W, out=None):
     return out
 
 
-def fitted_path(spec, logdir):
-    if logdir is None:
-        raise ValueError('preprocessing %r needs the run directory that holds %s'
-                         % (spec['name'], spec['fitted']))
-    return os.path.join(logdir, spec['fitted'])
-
-
 def fit(X, spec, logdir):
-    """Fit what `spec` needs on the uint8 training images X and save it in logdir.
+    """Fit what `spec` needs on the uint8 training images X and save it in the run's Logdir.
 
     Nothing to fit for 'scale'. For 'gcn_zca', LOGDIR/<spec['fitted']> gets the ZCA mean and
-    matrix, written to a temporary name and renamed, so a crash never leaves half of it.
+    matrix, written whole (runkit/files.py).
     """
     if spec['name'] == 'scale':
         return
     if spec['name'] != 'gcn_zca':
-        raise ValueError('unknown preprocessing %r' % (spec['name'],))
+        raise Refused('unknown preprocessing %r' % (spec['name'],))
     mean, W = fit_zca(gcn(X, spec['gcn_scale']), spec['zca_bias'])
-    def write(tmp):
-        with open(tmp, 'wb') as f:
-            np.savez(f, mean=mean, W=W, fitted_on=len(X))
-    write_via(write, fitted_path(spec, logdir))
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=mean, W=W, fitted_on=len(X))
+    logdir.write(spec['fitted'], buffer.getvalue())
+
+
+def load_fitted(spec, logdir, values):
+    """(mean, W) that `fit` saved in `logdir` (a Logdir), for images of `values` values;
+    Refused, naming the file, when it is missing, damaged or of other images."""
+    if logdir is None:
+        raise Refused('preprocessing %r needs the run directory that holds %s'
+                      % (spec['name'], spec['fitted']))
+    path = logdir.file(spec['fitted'])
+    try:
+        with np.load(io.BytesIO(logdir.read(spec['fitted']))) as stored:
+            mean, W = stored['mean'], stored['W']
+    except FileNotFoundError:
+        raise Refused('%s is missing: it holds the ZCA whitening fitted on the run\'s training '
+                      'images' % path) from None
+    except Refused:
+        raise
+    except Exception as e:  # numpy raises OSError, KeyError, ValueError... on a damaged file
+        raise Refused('%s is truncated or damaged (%s)' % (path, type(e).__name__)) from None
+    if mean.shape != (values,) or W.shape != (values, values):
+        raise Refused('%s was fitted on %s values per image, the images have %d'
+                      % (path, mean.shape, values))
+    return mean, W
 
 
 def inputs(spec, X_train, X_test, logdir, fitted=False):
@@ -124,21 +139,13 @@ def inputs(spec, X_train, X_test, logdir, fitted=False):
 def preprocess(X, spec, logdir=None):
     """float32 model input from uint8 images (N, 32, 32, 3), as the record `spec` says.
 
-    `logdir` is where a run keeps any fitted statistics (none for 'scale').
+    `logdir` is the Logdir where a run keeps any fitted statistics (none for 'scale').
     """
     if spec['name'] == 'scale':
         return X.astype('float32') * np.float32(spec['scale'])
     if spec['name'] == 'gcn_zca':
-        path = fitted_path(spec, logdir)
-        if not os.path.exists(path):
-            raise ValueError('%s is missing: it holds the ZCA whitening fitted on the run\'s '
-                             'training images' % path)
-        with np.load(path) as fitted:
-            mean, W = fitted['mean'], fitted['W']
-        if mean.shape[0] != flat(X).shape[1]:
-            raise ValueError('%s was fitted on %d values per image, the images have %d'
-                             % (path, mean.shape[0], flat(X).shape[1]))
+        mean, W = load_fitted(spec, logdir, flat(X).shape[1])
         normalised = gcn(X, spec['gcn_scale'])
         # In place: 50,000 CIFAR-10 images take 614 MB per float32 copy.
         return zca(normalised, mean, W, out=normalised)
-    raise ValueError('unknown preprocessing %r in run.json' % (spec['name'],))
+    raise Refused('unknown preprocessing %r in run.json' % (spec['name'],))

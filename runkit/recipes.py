@@ -14,7 +14,9 @@ are getcrest/All-Conv-Keras's allconv.py history (docs/recipes.md links them); "
 Springenberg et al., arXiv 1412.6806, All-CNN-C on CIFAR-10.
 """
 import copy
+import json
 
+from runkit.errors import Refused
 from runkit.preprocess import SCALE_255, GCN_ZCA
 
 NAMES = ('blog', 'upstream', 'paper')
@@ -135,10 +137,17 @@ def resolve(args, batch_size, nb_epoch):
 
 
 def for_run(args, resumed, batch_size, nb_epoch):
-    """resolve(), or the record a resumed run stored; prints which recipe trains."""
+    """resolve(); prints which recipe trains. A resumed run's stored record must be what its
+    arguments give: one edited by hand, or made by code whose recipes differ, is refused
+    before anything is changed, since the run could not go on as it started."""
     recipe, overridden = resolve(args, batch_size, nb_epoch)
     if resumed and 'recipe' in resumed:
-        recipe, overridden = resumed['recipe'], resumed['overridden']
+        # Through JSON, as run.json holds it (tuples become lists).
+        if [resumed.get('recipe'), resumed.get('overridden')] != json.loads(
+                json.dumps([recipe, overridden])):
+            raise Refused('--resume %s: run.json\'s recipe is not the one its arguments give '
+                          '(edited, or written by code with other recipes); start the run '
+                          'again' % args.logdir)
     print('Recipe: %s%s' % (args.recipe, ' (overridden: %s)' % ', '.join(overridden)
                             if overridden else ''))
     return recipe, overridden

@@ -8,21 +8,26 @@ that group for the template; it is added here.
 --resume checks everything it will read before it changes anything (check), so a run it
 refuses is left as it was.
 """
+import csv
 import io
+import math
 import os
 
 import h5py
-import pandas
 from keras import backend as K
 from keras.callbacks import Callback
 from keras.models import Sequential
 
 from runkit.errors import Refused
-from runkit.files import hdf5_bytes, read_json_object, write_whole
-from runkit.records import HISTORY_COLUMNS, command, update_run
+from runkit.files import hdf5_bytes
+from runkit.logdir import CHECKPOINT, HISTORY, HISTORY_COLUMNS, STATE
+from runkit.records import command
+
+# history.csv of a 1000-epoch run is about 80 kB.
+HISTORY_LIMIT = 16 << 20
 
 
-def save_state(template, optimizer, path, epoch):
+def save_state(template, optimizer, logdir, epoch):
     def write(buffer):
         template.save(buffer, overwrite=True)
         with h5py.File(buffer, 'a') as f:
@@ -37,72 +42,111 @@ def save_state(template, optimizer, path, epoch):
                 names.append(name.encode('utf8'))
                 group.create_dataset(name, data=value)
             group.attrs['weight_names'] = names
-    write_whole(path, hdf5_bytes(write))
+    logdir.write(STATE, hdf5_bytes(write))
 
 
-def state_epoch(path):
-    """The epoch state.h5 holds, after reading every array in it; ValueError-like on damage."""
-    with open(path, 'rb') as f:
-        image = f.read()
+def state_epoch(image):
+    """The epoch the bytes of a state.h5 hold, after reading every array in them;
+    ValueError-like on damage."""
     with h5py.File(io.BytesIO(image), 'r') as f:
         names = [n.decode('utf8') for n in f['optimizer_weights'].attrs['weight_names']]
         for n in names:
             f['optimizer_weights'][n][()]
         f['model_weights'].visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset)
                                       else None)
-        return int(f.attrs['allconvnet_epoch'])
+        epoch = int(f.attrs['allconvnet_epoch'])
+    if epoch < 1:
+        raise ValueError('it says epoch %d' % epoch)
+    return epoch
+
+
+def history_rows(data, epoch):
+    """The first `epoch` lines of history.csv's bytes after its header, checked: the header
+    is the one this project writes, and they are epochs 1..`epoch` in order, every value a
+    number. Rows after them (an epoch whose state.h5 a kill cut off) are not read. A string
+    that says what is wrong, or the lines."""
+    lines = data.split(b'\n')
+    if lines[0].decode('utf8', 'replace').strip() != ','.join(HISTORY_COLUMNS):
+        return 'its header is not %s' % ','.join(HISTORY_COLUMNS)
+    rows = [line for line in lines[1:] if line.strip()][:epoch]
+    for number, line in enumerate(rows, 1):
+        try:
+            fields = next(csv.reader([line.decode('ascii')]))
+            values = [float(v) for v in fields]
+        except (UnicodeDecodeError, ValueError, StopIteration):
+            return 'row %d is not %d numbers' % (number, len(HISTORY_COLUMNS))
+        if len(values) != len(HISTORY_COLUMNS) or values[0] != number or not all(
+                math.isfinite(v) for v in values):
+            return 'row %d is not epoch %d with %d finite values' % (number, number,
+                                                            len(HISTORY_COLUMNS))
+    if len(rows) < epoch:
+        return 'it lacks some of epochs 1-%d that state.h5 holds' % epoch
+    return lines[:1] + rows
 
 
 def check(logdir):
-    """(run.json's record, the epoch to continue after) for --resume LOGDIR; Refused, with the
-    way on, when any file it needs is missing or damaged."""
+    """(run.json's record, the epoch to continue after) for --resume LOGDIR, after reading
+    every file it will read or change: Refused, with the way on, when any is missing, a link,
+    damaged or not what this project writes, and then nothing has been changed."""
     def refuse(why):
         raise Refused('--resume %s: %s' % (logdir, why))
-    record = os.path.join(logdir, 'run.json')
     try:
-        run = read_json_object(record)
+        run = logdir.read_json()
     except Refused as e:
         refuse('%s; without it the run\'s arguments are unknown' % e)
     if run.get('status') == 'finished':
         refuse('that run already finished')
     argv = run.get('argv')
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        refuse('%s has no list of arguments (argv), so the run cannot be repeated' % record)
+        refuse('%s has no list of arguments (argv), so the run cannot be repeated'
+               % logdir.file('run.json'))
+    resumed_at = run.get('resumed_at_epoch', [])
+    if not isinstance(resumed_at, list) or not all(
+            isinstance(e, int) and not isinstance(e, bool) for e in resumed_at):
+        refuse('%s: resumed_at_epoch is not a list of epochs' % logdir.file('run.json'))
     again = [a for a in argv if a != '--overwrite'] + ['--overwrite']
     if '--logdir' not in argv and not any(a.startswith('--logdir=') for a in argv):
-        again = ['--logdir', logdir] + again
+        again = ['--logdir', logdir.path] + again
     start_over = 'start again with: %s' % command(again)
-    state = os.path.join(logdir, 'state.h5')
-    if not os.path.exists(state):
+    try:
+        epoch = state_epoch(logdir.read(STATE))
+    except FileNotFoundError:
         refuse('no epoch finished (no state.h5), so there is nothing to continue; %s'
                % start_over)
-    try:
-        epoch = state_epoch(state)
+    except Refused as e:
+        refuse('%s; %s' % (e, start_over))
     except Exception as e:  # h5py raises OSError, KeyError, ValueError... on a damaged file
-        refuse('%s is truncated or damaged (%s: %s); %s' % (state, type(e).__name__, e,
-                                                            start_over))
-    history_csv = os.path.join(logdir, 'history.csv')
-    try:
-        history = pandas.read_csv(history_csv)
-        epochs = set(history['epoch'].astype(int))
-    except Exception as e:  # missing, empty, not a CSV, no epoch column
-        refuse('%s is missing or unreadable (%s: %s); %s' % (history_csv, type(e).__name__,
+        refuse('%s is truncated or damaged (%s: %s); %s' % (logdir.file(STATE), type(e).__name__,
                                                             e, start_over))
-    if not set(range(1, epoch + 1)) <= epochs:
-        refuse('%s lacks some of epochs 1-%d that state.h5 holds; %s'
-               % (history_csv, epoch, start_over))
-    if not os.access(logdir, os.W_OK):
+    try:
+        rows = history_rows(logdir.read(HISTORY, HISTORY_LIMIT), epoch)
+    except FileNotFoundError:
+        rows = 'it is missing'
+    except Refused as e:
+        rows = str(e)
+    if isinstance(rows, str):
+        refuse('%s cannot be continued: %s; %s' % (logdir.file(HISTORY), rows, start_over))
+    if logdir.exists(CHECKPOINT):
+        try:
+            checkpoint = logdir.read(CHECKPOINT)
+            with h5py.File(io.BytesIO(checkpoint), 'r') as f:
+                f['model_weights']
+        except Exception as e:
+            refuse('%s is truncated or damaged (%s); %s' % (logdir.file(CHECKPOINT),
+                                                            type(e).__name__, start_over))
+    if not os.access(logdir.path, os.W_OK):
         refuse('the folder is not writable')
     return run, epoch
 
 
-def restore_state(template, model, path):
-    """Load weights into `template` and optimizer state into `model`; return the epoch saved."""
+def load_state(template, model, image):
+    """Load the bytes of a state.h5 into `template` (weights) and `model` (optimizer state);
+    return the epoch saved."""
     # Keras creates the optimizer's variables when it builds the train function; for a
     # Sequential that lives on its inner model, as in Keras 1.2.2's own load_model.
     (model.model if isinstance(model, Sequential) else model)._make_train_function()
-    template.load_weights(path)
-    with h5py.File(path, 'r') as f:
+    with h5py.File(io.BytesIO(image), 'r') as f:
+        template.load_weights_from_hdf5_group(f['model_weights'])
         group = f['optimizer_weights']
         names = [n.decode('utf8') for n in group.attrs['weight_names']]
         model.optimizer.set_weights([group[n][()] for n in names])
@@ -111,22 +155,28 @@ def restore_state(template, model, path):
 
 def restore(resumed, logdir, epoch, template, model, checkpoint):
     """Continue `logdir` after `epoch` (check's answer): weights and optimizer state from
-    state.h5, history.csv cut back to that epoch, the checkpoint's best so far. Nothing for a
-    new run (`resumed`, its stored run.json, is None)."""
+    state.h5, history.csv cut back to that epoch, the checkpoint's best so far. The best
+    checkpoint is loaded first, to know it fits the model, and state.h5 over it: both before
+    history.csv changes. Nothing for a new run (`resumed`, its stored run.json, is None)."""
     if not resumed:
         return 0
-    try:
-        restore_state(template, model, os.path.join(logdir, 'state.h5'))
-    except Exception as e:  # a state.h5 of another model (another recipe or ordering)
-        raise Refused('--resume %s: state.h5 does not fit the model its run.json describes '
-                      '(%s: %s)' % (logdir, type(e).__name__, e)) from None
-    history_csv = os.path.join(logdir, 'history.csv')
-    history = pandas.read_csv(history_csv)
-    history = history[history.epoch <= epoch]
-    write_whole(history_csv, history.to_csv(index=False, columns=[
-        c for c in HISTORY_COLUMNS if c in history.columns]))
-    if len(history) and os.path.exists(checkpoint.filepath):
-        checkpoint.best = float(history.val_acc.max())
+    for name in ([CHECKPOINT] if logdir.exists(CHECKPOINT) else []) + [STATE]:
+        try:
+            image = logdir.read(name)
+            if name == STATE:
+                load_state(template, model, image)
+            else:
+                with h5py.File(io.BytesIO(image), 'r') as f:
+                    template.load_weights_from_hdf5_group(f['model_weights'])
+        except Exception as e:  # a file of another model (another recipe or ordering)
+            raise Refused('--resume %s: %s does not fit the model its run.json describes '
+                          '(%s: %s)' % (logdir, name, type(e).__name__, e)) from None
+    lines = history_rows(logdir.read(HISTORY, HISTORY_LIMIT), epoch)
+    # The first lines as they were, byte for byte: only what state.h5 does not hold goes.
+    logdir.write(HISTORY, b'\n'.join(lines) + b'\n')
+    if epoch and logdir.exists(CHECKPOINT):
+        checkpoint.best = max(float(line.split(b',')[HISTORY_COLUMNS.index('val_acc')])
+                              for line in lines[1:])
     print('Resuming %s after epoch %d' % (logdir, epoch))
     return epoch
 
@@ -134,11 +184,10 @@ def restore(resumed, logdir, epoch, template, model, checkpoint):
 class SaveState(Callback):
     """After every epoch: LOGDIR/state.h5, then run.json's last_epoch."""
 
-    def __init__(self, template, optimizer, run):
+    def __init__(self, template, optimizer, logdir):
         super().__init__()
-        self.template, self.optimizer, self.run = template, optimizer, run
-        self.path = os.path.join(run['logdir'], 'state.h5')
+        self.template, self.optimizer, self.logdir = template, optimizer, logdir
 
     def on_epoch_end(self, epoch, logs=None):
-        save_state(self.template, self.optimizer, self.path, epoch + 1)
-        update_run(self.run, last_epoch=epoch + 1)
+        save_state(self.template, self.optimizer, self.logdir, epoch + 1)
+        self.logdir.update_record(last_epoch=epoch + 1)

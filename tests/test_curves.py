@@ -295,8 +295,11 @@ def test_plot_writes_a_png_with_runs_and_reference(tmp_path, ref, capsys):
 
 
 def test_plot_run_writes_curves_png_in_the_logdir(tmp_path):
+    from runkit.logdir import claim
     logdir = write_run(tmp_path / 'run', REF + [float('nan')], run=run_json(status='diverged'))
-    assert plot_run(logdir) == os.path.join(logdir, 'curves.png')
+    held = claim(logdir, overwrite=False, resuming=True)
+    assert plot_run(held) == os.path.join(logdir, 'curves.png')
+    held.release()
     with open(os.path.join(logdir, 'curves.png'), 'rb') as f:
         assert f.read(8) == PNG_MAGIC
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas
 import pytest
 
-from runkit.records import HISTORY_COLUMNS
+from runkit.logdir import HISTORY_COLUMNS
 
 
 @pytest.fixture(params=['single', 'two-towers'])
@@ -81,7 +81,7 @@ def test_prints_the_blog_progress_lines(finished_run):
     _, proc, _ = finished_run
     assert 'X_train shape: (64, 32, 32, 3)' in proc.stdout
     assert 'Total params: 1,369,738' in proc.stdout
-    assert 'remaining 1 epochs will take about' in proc.stdout
+    assert 'the whole run of 2 epochs takes about' in proc.stdout
     assert 'XLA on' not in proc.stdout
 
 

@@ -40,7 +40,7 @@ def test_logdir_that_cannot_be_created(tmp_path, capsys):
 
 
 def test_finished_run_is_not_overwritten_unless_asked(tmp_path, capsys):
-    from runkit.records import claim
+    from runkit.logdir import claim
     logdir = tmp_path / 'done'
     logdir.mkdir()
     (logdir / 'run.json').write_text(json.dumps({'status': 'finished'}))

@@ -14,6 +14,7 @@ import pytest
 from helpers import TINY, one_clear_line, refused, run_side_by_side, start_allconvnet, \
     wait_for_rows
 from runkit import errors, records
+from runkit.logdir import claim
 
 
 def snapshot(folder):
@@ -122,10 +123,66 @@ def no_state(logdir):
     (logdir / 'state.h5').unlink()
 
 
+def edit_history(change):
+    def damage(logdir):
+        lines = (logdir / 'history.csv').read_text().splitlines(True)
+        (logdir / 'history.csv').write_text(''.join(change(lines)))
+    return damage
+
+
+def edit_run(change):
+    def damage(logdir):
+        run = json.loads((logdir / 'run.json').read_text())
+        (logdir / 'run.json').write_text(json.dumps(change(run)))
+    return damage
+
+
+def nested(levels):
+    def damage(logdir):
+        text = (logdir / 'run.json').read_text().rstrip().rstrip('}')
+        (logdir / 'run.json').write_text(text + ', "x": %s0%s}' % ('[' * levels, ']' * levels))
+    return damage
+
+
+def linked(name):
+    def damage(logdir):
+        os.rename(str(logdir / name), str(logdir.parent / name))
+        os.symlink(str(logdir.parent / name), str(logdir / name))
+    return damage
+
+
+def other_model_checkpoint(logdir):
+    import h5py
+    with h5py.File(str(logdir / 'weights.best.hdf5'), 'a') as f:
+        group = f['model_weights']
+        del group[list(group)[0]]
+
+
 @pytest.mark.parametrize('damage,fragments', [
-    (no_history, ['history.csv is missing or unreadable', '--overwrite']),
-    (empty_history, ['history.csv is missing or unreadable', '--overwrite']),
+    (no_history, ['history.csv cannot be continued: it is missing', '--overwrite']),
+    (empty_history, ['history.csv cannot be continued: its header', '--overwrite']),
     (short_history, ['lacks some of epochs 1-2', '--overwrite']),
+    # The issue's case: a history.csv without val_acc was rewritten before the run failed.
+    (edit_history(lambda ls: [','.join(l.split(',')[:4] + l.split(',')[5:]) for l in ls]),
+     ['its header is not']),
+    (edit_history(lambda ls: [l.rstrip('\n') + ',extra\n' for l in ls]), ['its header is not']),
+    (edit_history(lambda ls: ls[:1] + [ls[1].replace('1,', 'one,', 1)] + ls[2:]),
+     ['row 1 is not']),
+    (edit_history(lambda ls: ls[:2] + ls[1:2] + ls[2:]), ['row 2 is not epoch 2']),
+    (edit_history(lambda ls: ls[:1] + [ls[1].replace(',', ',nan,', 1)] + ls[2:]),
+     ['row 1 is not']),
+    (edit_run(lambda run: [run]), ['not a run record']),
+    (edit_run(lambda run: dict(run, resumed_at_epoch='1')), ['resumed_at_epoch']),
+    (edit_run(lambda run: dict(run, recipe=dict(run['recipe'], dropout='half'))),
+     ["run.json's recipe is not the one its arguments give"]),
+    (edit_run(lambda run: dict(run, argv=run['argv'] + ['--epochs', '0'])),
+     ['the arguments in its run.json are refused', '--epochs']),
+    (nested(100000), ['cannot read']),
+    (nested(40), ['nests deeper than 32']),
+    (edit_run(lambda run: dict(run, padding='x' * (2 << 20))), ['over 1048576 bytes']),
+    (linked('run.json'), ['run.json is a symbolic link']),
+    (linked('state.h5'), ['state.h5 is a symbolic link']),
+    (other_model_checkpoint, ['weights.best.hdf5 does not fit the model']),
     (truncated_state, ['state.h5 is truncated or damaged', '--overwrite']),
     (no_argv, ['no list of arguments']),
     (no_state, ['no epoch finished (no state.h5)', '--overwrite']),
@@ -195,11 +252,19 @@ def test_a_refused_start_leaves_no_empty_folder(cifar_home, tmp_path, monkeypatc
 
 # -- what a run records however it ends --------------------------------------------------------
 
+def held(path, record):
+    """The Logdir at `path`, claimed by this process, with `record` as its run.json."""
+    logdir = claim(str(path), overwrite=False)
+    logdir.record = record
+    return logdir
+
+
 def test_any_exception_is_recorded_as_failed_with_its_reason(tmp_path):
-    run = {'logdir': str(tmp_path), 'status': 'running', 'last_epoch': 0}
+    logdir = held(tmp_path, {'logdir': str(tmp_path), 'status': 'running', 'last_epoch': 0})
     with pytest.raises(ValueError):
-        with records.outcome(run):
+        with records.outcome(logdir):
             raise ValueError('something\nunforeseen')
+    logdir.release()
     stored = json.loads((tmp_path / 'run.json').read_text())
     assert stored['status'] == 'failed' and stored['error'] == 'ValueError: something unforeseen'
 
@@ -226,8 +291,8 @@ def test_a_full_disk_ends_in_one_line_and_keeps_the_previous_checkpoint(cifar_ho
 
 
 def test_a_record_that_cannot_be_written_is_said_on_stderr(tiny_disk, capsys):
-    run = {'logdir': str(tiny_disk), 'status': 'running', 'last_epoch': 0}
-    with open(str(tiny_disk / 'filler'), 'wb') as f:
+    logdir = held(tiny_disk, {'logdir': str(tiny_disk), 'status': 'running', 'last_epoch': 0})
+    with open(str(tiny_disk / 'filler'), 'wb', buffering=0) as f:
         try:
             while True:
                 f.write(b'\0' * (1 << 20))
@@ -235,10 +300,11 @@ def test_a_record_that_cannot_be_written_is_said_on_stderr(tiny_disk, capsys):
         except OSError:
             pass
     with pytest.raises(errors.WriteFailed) as e:
-        with records.outcome(run):
+        with records.outcome(logdir):
             raise errors.WriteFailed('cannot write x: No space left on device')
     assert 'run.json could not record it' in str(e.value)
     assert 'run.json could not record' in capsys.readouterr().err
+    logdir.release()
     assert sorted(os.listdir(str(tiny_disk))) == ['filler']
 
 

@@ -293,11 +293,14 @@ def test_fitted_preprocessing_is_read_from_the_run_directory(single_run, image_f
     code, _, err = run_main(argv, capsys)
     assert_one_error(code, err, 2, 'cannot apply the preprocessing', rp.GCN_ZCA['fitted'])
 
-    rp.fit(cache_images, rp.GCN_ZCA, str(tmp_path))
+    from runkit.logdir import Logdir, claim
+    logdir = claim(str(tmp_path), overwrite=False, resuming=True)
+    rp.fit(cache_images, rp.GCN_ZCA, logdir)
+    logdir.release()
     code, out, err = run_main(argv, capsys)
     assert code == 0 and err == []
     got = [e['probabilities'] for e in json.loads(out)['images']]
     K.clear_session()
     images = cache_images[[0, 2]]
-    expected = load_model(weights).predict(rp.preprocess(images, rp.GCN_ZCA, str(tmp_path)))
+    expected = load_model(weights).predict(rp.preprocess(images, rp.GCN_ZCA, Logdir(str(tmp_path))))
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)

@@ -12,6 +12,8 @@ import pytest
 import allconvnet
 from helpers import ONE_BATCH, ROOT, run_allconvnet
 from runkit import preprocess as pre
+from runkit.errors import Refused
+from runkit.logdir import Logdir, claim
 from runkit.callbacks import StepSchedule
 from runkit.cli import parse_args
 from runkit.recipes import (BLOG_SGD_OBJECT, KERAS_SGD, NAMES, RECIPES,
@@ -285,16 +287,22 @@ def test_fitted_preprocessing_round_trips_through_the_logdir(tmp_path):
     rs = np.random.RandomState(3)
     train = rs.randint(0, 256, size=(64, 32, 32, 3)).astype(np.uint8)
     test = rs.randint(0, 256, size=(5, 32, 32, 3)).astype(np.uint8)
-    pre.fit(train, spec, str(tmp_path))
+    logdir = claim(str(tmp_path), overwrite=False)
+    pre.fit(train, spec, logdir)
+    logdir.release()
     assert os.listdir(str(tmp_path)) == [spec['fitted']]
     with np.load(str(tmp_path / spec['fitted'])) as fitted:
         expected = pre.zca(pre.gcn(test), fitted['mean'], fitted['W'])
         assert fitted['W'].dtype == np.float32 and int(fitted['fitted_on']) == 64
-    got = pre.preprocess(test, spec, str(tmp_path))
+    got = pre.preprocess(test, spec, Logdir(str(tmp_path)))
     assert got.dtype == np.float32 and got.shape == test.shape
     np.testing.assert_array_equal(got, expected)
-    assert pre.preprocess(test[:0], spec, str(tmp_path)).shape == (0, 32, 32, 3)
-    with pytest.raises(ValueError, match='preprocessing.npz is missing'):
-        pre.preprocess(test, spec, str(tmp_path / 'elsewhere'))
-    with pytest.raises(ValueError, match='needs the run directory'):
+    assert pre.preprocess(test[:0], spec, Logdir(str(tmp_path))).shape == (0, 32, 32, 3)
+    (tmp_path / 'elsewhere').mkdir()
+    with pytest.raises(Refused, match='preprocessing.npz is missing'):
+        pre.preprocess(test, spec, Logdir(str(tmp_path / 'elsewhere')))
+    (tmp_path / 'elsewhere' / spec['fitted']).write_bytes(b'PK\x03\x04 not a zip')
+    with pytest.raises(Refused, match='preprocessing.npz is truncated or damaged'):
+        pre.preprocess(test, spec, Logdir(str(tmp_path / 'elsewhere')))
+    with pytest.raises(Refused, match='needs the run directory'):
         pre.preprocess(test, spec)

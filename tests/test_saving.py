@@ -9,8 +9,9 @@ from make_parallel import make_parallel
 from runkit.recipes import RECIPES
 from runkit.callbacks import AtomicModelCheckpoint
 from runkit.errors import WriteFailed
-from runkit.files import write_via
-from runkit.resume import restore_state, save_state
+from runkit.files import write_whole
+from runkit.logdir import claim
+from runkit.resume import load_state, save_state
 
 
 def trained(towers, steps):
@@ -28,39 +29,45 @@ def trained(towers, steps):
 @pytest.mark.parametrize('towers', [1, 2])
 def test_state_round_trip_restores_weights_momenta_and_decay_clock(cpu_session, tmp_path, towers):
     template, model = trained(towers, steps=3)
-    path = str(tmp_path / 'state.h5')
-    save_state(template, model.optimizer, path, epoch=7)
+    logdir = claim(str(tmp_path), overwrite=False)
+    save_state(template, model.optimizer, logdir, epoch=7)
+    logdir.release()
     weights, opt_state = template.get_weights(), model.optimizer.get_weights()
     assert opt_state[0] == 3  # SGD's iteration count, which drives lr / (1 + decay * it)
 
     fresh_template, fresh = trained(towers, steps=0)
-    assert restore_state(fresh_template, fresh, path) == 7
+    assert load_state(fresh_template, fresh, (tmp_path / 'state.h5').read_bytes()) == 7
     for a, b in zip(fresh_template.get_weights(), weights):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(fresh.optimizer.get_weights(), opt_state):
         np.testing.assert_array_equal(a, b)
 
 
-def test_write_via_keeps_the_old_file_when_writing_fails(tmp_path):
+def test_a_write_that_fails_part_way_keeps_the_old_file(tmp_path):
+    import resource
+    import signal
     path = str(tmp_path / 'model.h5')
     with open(path, 'w') as f:
         f.write('good')
-
-    def crash(tmp):
-        with open(tmp, 'w') as f:
-            f.write('half')
-        raise IOError('disk full')
-    with pytest.raises(WriteFailed, match='model.h5: disk full'):
-        write_via(crash, path)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, limit[1]))  # `ulimit -f`, in bytes
+    try:
+        with pytest.raises(WriteFailed, match='model.h5: File too large'):
+            write_whole(path, b'x' * 5000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, old)
     assert open(path).read() == 'good'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model.h5']
 
 
 def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path):
     path = str(tmp_path / 'weights.best.hdf5')
+    logdir = claim(str(tmp_path), overwrite=False)
     template = allconvnet.build_model(RECIPES['blog'])
-    checkpoint = AtomicModelCheckpoint(path, monitor='val_acc', verbose=0, save_best_only=True,
-                                       save_weights_only=False, mode='max')
+    checkpoint = AtomicModelCheckpoint(logdir, 'weights.best.hdf5', monitor='val_acc', verbose=0,
+                                       save_best_only=True, save_weights_only=False, mode='max')
     checkpoint.set_model(template)
     checkpoint.on_epoch_end(0, {'val_acc': 0.2})
     good = open(path, 'rb').read()
@@ -71,5 +78,6 @@ def test_checkpoint_crash_while_saving_keeps_previous_best(cpu_session, tmp_path
     template.save = crash
     with pytest.raises(KeyboardInterrupt):
         checkpoint.on_epoch_end(1, {'val_acc': 0.5})
+    logdir.release()
     assert open(path, 'rb').read() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ['weights.best.hdf5']
