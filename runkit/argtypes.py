@@ -6,12 +6,14 @@ import argparse
 import math
 import sys
 
+from runkit.errors import say
+
 
 class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line, `PROG: error: ...`, and exit code 2 (no usage block)."""
 
     def error(self, message):
-        sys.stderr.write('%s: error: %s\n' % (self.prog, message))
+        say(self.prog, 'error', message)
         sys.exit(2)
 
 

@@ -182,6 +182,9 @@ def guard_streams(prog):
                 os.close(null)
     for name, fd in (('stdout', 1), ('stderr', 2)):
         stream = getattr(sys, name)
+        if hasattr(stream, 'reconfigure'):
+            # A path the locale cannot encode (LC_ALL=C, PYTHONIOENCODING=ascii) is escaped.
+            stream.reconfigure(errors='backslashreplace')
         if not isinstance(stream, Console):
             setattr(sys, name, Console(stream, fd, prog))
             if stream is None:
@@ -193,10 +196,11 @@ def guard_streams(prog):
 MIN_ADDRESS_SPACE = 2 << 30
 
 
-def prepare(prog):
+def prepare(prog, tensorflow=True):
     """Before TensorFlow loads: the streams guarded, environment(), a file-size limit
     (ulimit -f) made a failed write like a full disk instead of SIGXFSZ's silent death, a
-    deleted working folder and an address space too small to start refused, and a signal while the imports run (seconds) ends the
+    deleted working folder and (for a program that loads `tensorflow`) an address space too
+    small to start refused, and a signal while the imports run (seconds) ends the
     process in one line, as nothing has been written yet."""
     guard_streams(prog)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -206,7 +210,7 @@ def prepare(prog):
         say(prog, 'error', 'the working folder no longer exists; cd to one that does')
         sys.exit(Refused.exit_code)
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]
-    if limit != resource.RLIM_INFINITY and limit < MIN_ADDRESS_SPACE:
+    if tensorflow and limit != resource.RLIM_INFINITY and limit < MIN_ADDRESS_SPACE:
         say(prog, 'error', 'the address-space limit (ulimit -v) is %d MiB; TensorFlow needs at '
             'least %d MiB to start' % (limit >> 20, MIN_ADDRESS_SPACE >> 20))
         sys.exit(OutOfResource.exit_code)
@@ -302,8 +306,10 @@ def traceback_goes_to(logdir):
 
 def feeder_failed(error):
     """What ended the thread that feeds fit_generator (runkit/guards.py's Feeder): Keras 1.2.2
-    then reports only that the generator gave None."""
-    _state['feeder'] = error
+    then reports only that the generator gave None. The first one counts: an iterator that
+    raised may raise something else (StopIteration) when the thread asks again."""
+    if _state['feeder'] is None:
+        _state['feeder'] = error
 
 
 def as_failure(e):

@@ -9,7 +9,6 @@ gets none of this: nothing was measured on a GPU.
 """
 import os
 import random
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,7 +16,7 @@ import tensorflow as tf
 from keras import backend as K
 
 from runkit.cli import JIT_MIN_IMAGES
-from runkit.errors import Refused
+from runkit.errors import Refused, warn
 
 # Lets the session's global_jit_level (below) reach CPU ops; without a jit level it does
 # nothing. TensorFlow reads it once, at its first session.
@@ -193,10 +192,10 @@ def check_newer_gpus(used, environ=os.environ, version=None, with_cuda=None):
     value = environ.get(ALLOW_NEWER_GPU, '')
     if value in ('', '0'):
         raise Refused(newer_gpu_refusal(newer, version, mixed=len(newer) < len(used)))
-    print('allconvnet.py: warning: %s=%s: training on %s anyway, where the official CUDA 10.0 '
-          'build has no kernels (expect a long JIT compile, then possibly '
-          'CUBLAS_STATUS_EXECUTION_FAILED); run.json records this'
-          % (ALLOW_NEWER_GPU, value, ', '.join(newer)), file=sys.stderr)
+    warn('allconvnet.py', '%s=%s: training on %s anyway, where the official CUDA 10.0 build '
+         'has no kernels (expect a long JIT compile, then possibly '
+         'CUBLAS_STATUS_EXECUTION_FAILED); run.json records this'
+         % (ALLOW_NEWER_GPU, value, ', '.join(newer)))
     return {'variable': ALLOW_NEWER_GPU, 'value': value, 'gpus': newer}
 
 

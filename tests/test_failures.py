@@ -224,3 +224,58 @@ def test_nan_loss_stops_at_once_and_keeps_history(cifar_home, tmp_path):
     run = json.load(open(os.path.join(logdir, 'run.json')))
     assert run['status'] == 'diverged' and 'epoch 1, batch' in run['error']
     assert run['optimizer']['config']['lr'] == pytest.approx(1e6)
+
+
+# -- limits and last resorts ----------------------------------------------------------
+
+# The batches fail in Keras' feeding thread, as a MemoryError under `ulimit -v` does there.
+FEEDER_RUNS_OUT = """
+import sys, allconvnet
+flow = allconvnet.ImageDataGenerator.flow
+def flow_that_runs_out(self, *args, **kwargs):
+    batches = flow(self, *args, **kwargs)
+    def out_of_memory():
+        yield next(batches)
+        raise MemoryError()
+    return out_of_memory()
+allconvnet.ImageDataGenerator.flow = flow_that_runs_out
+sys.exit(allconvnet.main(sys.argv[1:]))
+"""
+
+
+def test_memory_running_out_in_the_feeding_thread_is_its_own_line(cifar_home, tmp_path):
+    logdir = str(tmp_path / 'run')
+    proc = subprocess.run(
+        [sys.executable, '-c', 'from runkit.errors import exit_code, prepare\n'
+         'prepare("allconvnet.py")\n' + FEEDER_RUNS_OUT.replace(
+             'sys.exit(allconvnet.main(sys.argv[1:]))',
+             'sys.exit(exit_code(lambda: allconvnet.main(sys.argv[1:]), "allconvnet.py"))'),
+         '--epochs', '1', '--train-limit', '64', '--test-limit', '32', '--logdir', logdir,
+         '--quiet'], cwd=ROOT, env=dict(os.environ, HOME=cifar_home),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    line = one_clear_line(proc, 'out of memory (MemoryError', 'ulimit -v', code=5)
+    assert 'should be a tuple' not in proc.stderr and 'Exception in thread' not in proc.stderr
+    run = json.load(open(os.path.join(logdir, 'run.json')))
+    assert run['status'] == 'failed' and 'out of memory' in run['error'], line
+
+
+def test_an_unexpected_error_s_traceback_goes_to_the_logdir_or_stderr(cifar_home, tmp_path,
+                                                                     monkeypatch, capsys):
+    from runkit import logdir as logdir_module, recipes
+
+    def bug(*args):
+        raise RuntimeError('a bug')
+    monkeypatch.setenv('TMPDIR', str(tmp_path / 'tmp'))
+    (tmp_path / 'tmp').mkdir()
+    # With the folder held: LOGDIR/traceback.txt, and nothing in $TMPDIR.
+    monkeypatch.setattr(recipes, 'for_run', bug)
+    line = one_clear_line(refused(['--logdir', str(tmp_path / 'run')], capsys),
+                          'unexpected RuntimeError: a bug', 'traceback.txt', code=1)
+    assert 'RuntimeError' in (tmp_path / 'run' / 'traceback.txt').read_text(), line
+    # Before: on stderr, above the line.
+    monkeypatch.setattr(logdir_module, 'claim', bug)
+    proc = refused(['--logdir', str(tmp_path / 'other')], capsys)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1 and lines[0] == 'Traceback (most recent call last):', lines
+    assert lines[-1] == 'allconvnet.py: error: unexpected RuntimeError: a bug (traceback above)'
+    assert os.listdir(str(tmp_path / 'tmp')) == [] and not (tmp_path / 'other').exists()

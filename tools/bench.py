@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from runkit.argtypes import Parser, assignment, positive_int
-from runkit.errors import environment, exit_code
+from runkit.errors import environment, exit_code, prepare, say
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_TAG = 'BENCH_RESULT '
@@ -397,7 +397,7 @@ def main(argv=None):
             except RuntimeError as e:
                 # One broken case (a build that will not import, say) costs only itself.
                 print('failed', flush=True)
-                sys.stderr.write('python -m tools.bench: error: %s\n' % e)
+                say('python -m tools.bench', 'error', e)
                 c['error'] = str(e)
             # Written after every case: an interrupted run keeps what it measured.
             write_report(args.out, report())
@@ -410,4 +410,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    prepare('python -m tools.bench')
     sys.exit(exit_code(main, 'python -m tools.bench'))

@@ -27,7 +27,7 @@ import re
 import sys
 
 from runkit.argtypes import Parser
-from runkit.errors import exit_code
+from runkit.errors import exit_code, prepare
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each listing block lives; a line not found there is looked for in the others.
@@ -526,4 +526,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    prepare('python -m tools.blog_diff', tensorflow=False)
     sys.exit(exit_code(main, 'python -m tools.blog_diff'))

@@ -27,7 +27,7 @@ import numpy
 import pandas
 
 from runkit import records
-from runkit.errors import Refused, exit_code
+from runkit.errors import Refused, exit_code, prepare
 from runkit.files import read_json_object
 from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
 from runkit.plot import formats, label, plot
@@ -907,4 +907,5 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
 
 
 if __name__ == '__main__':
+    prepare(PROG, tensorflow=False)
     sys.exit(exit_code(main, PROG))

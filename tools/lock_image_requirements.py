@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from runkit.errors import exit_code
+from runkit.errors import exit_code, prepare
 from runkit.files import digest
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,4 +122,5 @@ def main():
 
 
 if __name__ == '__main__':
+    prepare('python -m tools.lock_image_requirements', tensorflow=False)
     sys.exit(exit_code(main, 'python -m tools.lock_image_requirements'))

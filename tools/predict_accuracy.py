@@ -19,7 +19,7 @@ import pandas
 
 import predict
 from runkit.argtypes import Parser, positive_int
-from runkit.errors import Refused, exit_code
+from runkit.errors import Refused, exit_code, prepare, say
 
 PROG = 'python -m tools.predict_accuracy'
 
@@ -52,7 +52,7 @@ def main(argv=None):
         weights, logdir = predict.locate(run=args.run)
         spec, note = predict.read_preprocessing(logdir)
         if note:
-            sys.stderr.write('%s: note: %s\n' % (PROG, note))
+            say(PROG, 'note', note)
         history = pandas.read_csv(os.path.join(args.run, 'history.csv'), index_col='epoch')
         val_accs = history['val_acc']
         # The checkpoint is only replaced on a strictly higher val_acc: idxmax keeps the first.
@@ -63,7 +63,7 @@ def main(argv=None):
     except (OSError, ValueError, KeyError) as e:  # the folder, or the run's history.csv
         raise Refused(str(e))
     for path, reason in failed:
-        sys.stderr.write('%s: error: %s: %s\n' % (PROG, path, reason))
+        say(PROG, 'error', '%s: %s' % (path, reason))
     unread = set(path for path, _ in failed)
     truth = np.array([label for path, label in zip(paths, labels) if path not in unread])
     correct = int((probabilities.argmax(axis=1) == truth).sum())
@@ -77,4 +77,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    prepare(PROG)
     sys.exit(exit_code(main, PROG))

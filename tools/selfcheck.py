@@ -22,7 +22,7 @@ import sys
 import time
 
 from runkit.argtypes import Parser
-from runkit.errors import exit_code
+from runkit.errors import exit_code, prepare
 from runkit.plot import plot
 from tools import curves
 
@@ -225,4 +225,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    prepare(PROG)
     sys.exit(exit_code(main, PROG))
