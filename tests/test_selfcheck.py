@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT
 from runkit.errors import exit_code
 from tools import curves, selfcheck
@@ -79,14 +81,21 @@ def test_refusals_before_training_are_one_line(tmp_path, capsys):
         return err
     assert 'no such file' in refused('--reference', tmp_path / 'nope')
     lone = copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'lone' / 'seed-1'))
-    assert 'holds 1 run(s)' in refused('--reference', os.path.dirname(lone))
+    assert 'band needs 5 or more reference runs besides the run itself, not 1' in refused(
+        '--reference', os.path.dirname(lone))
+    # A set of two passes nearly any run: refused before the training, not after it.
+    four = str(tmp_path / 'four')
+    for name in ('seed-1', 'seed-2', 'seed-3', 'seed-4'):
+        copy_run(os.path.join(SET, name), os.path.join(four, name))
+    assert 'not 4' in refused('--reference', four)
     assert '--resume: the self-check trains a fresh run' in refused('--reference', SET,
                                                                     '--resume', 'x')
     # Runs made with different command lines are no set: the recipe differs here.
     mixed = str(tmp_path / 'mixed')
-    copy_run(os.path.join(SET, 'seed-1'), os.path.join(mixed, 'seed-1'))
-    copy_run(os.path.join(CHANGED, 'blog'), os.path.join(mixed, 'blog'))
-    assert 'not made with one command line' in refused('--reference', mixed)
+    for name in ('seed-1', 'seed-2', 'seed-3', 'seed-4', 'seed-6'):
+        copy_run(os.path.join(SET, name), os.path.join(mixed, name))
+    copy_run(os.path.join(CHANGED, 'blog', 'seed-11'), os.path.join(mixed, 'blog'))
+    assert 'the reference runs differ in args.recipe' in refused('--reference', mixed)
 
 
 def test_a_bad_flag_is_allconvnet_py_s_own_line(tmp_path):
@@ -97,17 +106,17 @@ def test_a_bad_flag_is_allconvnet_py_s_own_line(tmp_path):
 
 
 def tiny_set(folder):
-    """Two made-up runs whose run.json names the tiny configuration: 1 epoch of 64 synthetic
-    images, validated on 32, deterministic; their val_acc and val_loss 0.05 either side of
-    synthetic-tiny's first epoch (the same model on the same data, a little longer). Two runs
-    make a band wide enough for any run that trains; the band's own tests are in test_curves.py
-    and test_bands.py."""
+    """Five made-up runs, the fewest a band is drawn from, whose run.json names the tiny
+    configuration: 1 epoch of 64 synthetic images, validated on 32, deterministic; their
+    val_acc and val_loss up to 0.05 either side of synthetic-tiny's first epoch (the same model
+    on the same data, a little longer), a band wide enough for any run that trains; the band's
+    own tests are in test_curves.py and test_bands.py."""
     with open(os.path.join(TINY, 'run.json')) as f:
         record = json.load(f)
     with open(os.path.join(TINY, 'history.csv')) as f:
         header, first = f.read().splitlines()[:2]
     values = dict(zip(header.split(','), first.split(',')))
-    for seed, sign in ((11, 1), (12, -1)):
+    for seed, sign in ((11, 1), (12, -1), (13, 0.5), (14, -0.5), (15, 0)):
         run = os.path.join(folder, 'seed-%d' % seed)
         os.makedirs(run)
         argv = ['--deterministic', '--epochs', '1', '--train-limit', '64', '--test-limit',
@@ -117,6 +126,7 @@ def tiny_set(folder):
                                                                    epochs=1)), f)
         row = dict(values, val_acc=float(values['val_acc']) + sign * 0.05,
                    val_loss=float(values['val_loss']) + sign * 0.05)
+        row['val_acc'] = min(max(row['val_acc'], 0.), 1.)
         with open(os.path.join(run, 'history.csv'), 'w') as f:
             f.write(header + '\n' + ','.join(str(row[c]) for c in header.split(',')) + '\n')
     return folder
@@ -146,7 +156,7 @@ def test_a_run_of_the_set_passes_against_the_others(tmp_path):
     for name in names[1:]:
         copy_run(os.path.join(SET, name), os.path.join(others, name))
     run = copy_run(os.path.join(SET, names[0]), str(tmp_path / 'run'))
-    text, code = selfcheck.judge(run, curves.load_references([others]))
+    text, code, _ = selfcheck.judge(run, curves.load_references([others]))
     assert code == 0 and 'self-check: PASS: inside the band of %d reference runs at all 5 ' \
                          'epochs' % (len(names) - 1) in text
     assert 'INSIDE the band at all 5 compared epochs' in text
@@ -161,24 +171,45 @@ def test_a_run_that_learns_nothing_is_undecided_and_asks_for_a_second_check(tmp_
     with open(os.path.join(run, 'history.csv'), 'w') as f:
         f.write('epoch,loss,acc,val_loss,val_acc,lr,seconds\n' + ''.join(
             '%d,2.3026,0.1,2.3026,0.1,0.01,150\n' % e for e in range(1, 6)))
-    text, code = selfcheck.judge(run, curves.load_references([SET]))
+    text, code, _ = selfcheck.judge(run, curves.load_references([SET]))
     assert code == 3 and 'self-check: UNDECIDED: the run is still at chance accuracy' in text
     assert '10 of the 10 references had left it by then, the latest at epoch 3.57' in text
 
 
-def test_a_run_that_blew_up_fails_and_says_so(tmp_path):
-    others = [curves.load_history(os.path.join(SET, 'seed-%d' % i)) for i in (1, 2, 3, 4)]
+def test_a_run_that_blew_up_is_its_own_outcome(tmp_path):
+    others = [curves.load_history(os.path.join(SET, 'seed-%d' % i)) for i in (1, 2, 3, 4, 6)]
     run = copy_run(os.path.join(SET, 'seed-5-stock'), str(tmp_path / 'blown'))
-    text, code = selfcheck.judge(run, others)
-    assert code == 1 and 'self-check: FAIL: the run blew up at epoch 5' in text
-    assert 'none of the set did' in text
-    text, code = selfcheck.judge(copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'nan')),
-                                 others, diverged=True)
-    assert code == 1 and 'self-check: FAIL: the run diverged' in text
+    text, code, blew_up = selfcheck.judge(run, others)
+    assert (code, blew_up) == (3, True) and 'self-check: BLEW UP: the run blew up at epoch 5' in text
+    assert 'none of the set did too' in text
+    text, code, blew_up = selfcheck.judge(
+        copy_run(os.path.join(SET, 'seed-1'), str(tmp_path / 'nan')), others, diverged=True)
+    assert (code, blew_up) == (3, True) and 'self-check: BLEW UP: the run diverged' in text
+
+
+@pytest.mark.parametrize('rerun,code', [('seed-1', 0), ('seed-5-stock', 1)])
+def test_a_blow_up_is_trained_once_more_with_the_next_seed_which_decides(tmp_path, monkeypatch,
+                                                                       capsys, rerun, code):
+    # Training stands in as the committed runs it would make: seed 5's blow-up, then the rerun.
+    trained = []
+
+    def train(argv):
+        logdir = argv[argv.index('--logdir') + 1]
+        trained.append((argv[argv.index('--seed') + 1], logdir))
+        copy_run(os.path.join(SET, 'seed-5-stock' if len(trained) == 1 else rerun), logdir)
+        return 0
+    monkeypatch.setattr(selfcheck, 'train', train)
+    logdir = str(tmp_path / 'check')
+    assert selfcheck.main(['--seed', '5', '--logdir', logdir]) == code
+    assert trained == [('5', logdir), ('6', logdir + '-rerun')]
+    out = capsys.readouterr().out
+    assert 'one more run, with seed 6, decides' in out
+    assert ('self-check: PASS' in out) == (code == 0)
+    assert ('two runs in a row blew up' in out) == (code == 1)
 
 
 def test_the_report_points_at_the_settings_that_differ(tmp_path):
-    text, _ = selfcheck.judge(copy_run(os.path.join(CHANGED, 'blog'), str(tmp_path / 'blog')),
+    text, _, _ = selfcheck.judge(copy_run(os.path.join(CHANGED, 'blog', 'seed-11'), str(tmp_path / 'blog')),
                               curves.load_references([SET]))
     assert 'recipe_name: blog vs upstream' in text
     assert 'tf_build: run mkl; references mkl (seed-1 seed-10 seed-2 seed-3 seed-4 seed-6 ' \

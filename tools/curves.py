@@ -54,7 +54,16 @@ BLOWN_UP = 2 * math.log(10)
 # images carries binomial noise sqrt(p(1-p)/N) besides the seed's.
 IMAGES = {'val_acc': ('test_limit', 10000), 'acc': ('train_limit', 50000)}
 INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3  # exit codes, explained in EXIT_CODES
-UNDECIDED = NOT_ENOUGH  # compare: the run never left the plateau that the references left
+# compare: the run never left the plateau that the references left, or it blew up, which a
+# healthy seed of the set's configuration also does at times: neither says the code changed.
+UNDECIDED = NOT_ENOUGH
+# The fewest runs a set's band is drawn from. Drawn from every subset of upstream-10k's ten
+# runs, the band catches the blog recipe's run in 9% of the subsets of 2, 23% of 3, 54% of
+# 4, 83% of 5 and all of 6 or more (docs/curves.md): below 5 it passes nearly anything.
+MIN_SET_RUNS = 5
+# What a set's band judges: its runs must agree in these (run.json, settings()).
+JUDGED_SETTINGS = ('recipe_name', 'args.recipe', 'args.train_limit', 'args.test_limit',
+                   'args.epochs')
 # A table longer than this hides the epochs nobody needs to read, or the verdict scrolls away.
 MAX_ROWS = 40
 # run.json args that say where and how loudly a run wrote, not what it trained.
@@ -195,10 +204,15 @@ def band(values, level=LEVEL, images=None):
 
 
 def blow_up(history):
-    """The first epoch whose loss or val_loss is above BLOWN_UP, or None."""
+    """The first epoch whose loss or val_loss is above BLOWN_UP, or None; for a run whose
+    run.json says it diverged (a NaN or infinite loss stopped it), the epoch it stopped in."""
     columns = [c for c in ('loss', 'val_loss') if c in history.frame.columns]
     above = history.frame[columns].gt(BLOWN_UP).any(axis=1)
-    return int(above.idxmax()) if above.any() else None
+    if above.any():
+        return int(above.idxmax())
+    if (history.run or {}).get('status') == 'diverged':
+        return max(history.epochs, default=0) + 1
+    return None
 
 
 def before_blow_up(history):
@@ -358,8 +372,11 @@ class Report:
         self.judged = [int(e) for e in table.index[table['judged']]]
         self.unbanded = sorted(set(self.shared) - set(self.plateau) - set(self.judged))
         self.undecided = shift is not None and not self.judged
-        self.ok = not self.out_epochs and not self.undecided
-        self.exit_code = UNDECIDED if self.undecided else INSIDE if self.ok else OUTSIDE
+        # A blow-up is its own outcome: a healthy seed does it too (docs/curves.md).
+        self.blew_up = blow_up(run)
+        self.ok = not self.out_epochs and not self.undecided and self.blew_up is None
+        self.exit_code = (UNDECIDED if self.undecided or self.blew_up is not None else
+                          INSIDE if self.ok else OUTSIDE)
         cells = [(e, m) for e in self.out_epochs for m in tolerances if not table.at[e, m + '_ok']]
         # max() keeps the first of equals, so ties go to the earliest epoch.
         self.worst_out = max(cells, key=self.excess, default=None)
@@ -387,9 +404,18 @@ def check_bands(tolerances, refs, level):
     if wrong:
         raise CurvesError('cannot compare %r: metrics are %s, bands 0 or more'
                           % (wrong, ', '.join(METRICS)))
-    if None in tolerances.values() and len(refs) < 2:
-        raise CurvesError('a band needs two or more reference runs besides the run itself, '
-                          'not %d: pass a reference set, several runs, or a --tol' % len(refs))
+    if None in tolerances.values() and len(refs) < MIN_SET_RUNS:
+        raise CurvesError('a band needs %d or more reference runs besides the run itself, not '
+                          '%d: fewer pass nearly any run (docs/curves.md); pass a larger set, '
+                          'or a --tol' % (MIN_SET_RUNS, len(refs)))
+    if None in tolerances.values() and all(r.run is not None for r in refs):
+        theirs = [settings(r.run) for r in refs]
+        for key in sorted(set().union(*theirs)):
+            if (key in JUDGED_SETTINGS or key.startswith('recipe.')) and len(
+                    {repr(t.get(key)) for t in theirs}) > 1:
+                raise CurvesError('the reference runs differ in %s (%s): a band is drawn from '
+                                  'runs of one configuration that differ only in their seed'
+                                  % (key, ', '.join(sorted({str(t.get(key)) for t in theirs}))))
     if not 0 <= level < 1:
         raise CurvesError('level %g: the chance of a healthy run inside the band is 0 or more '
                           'and below 1' % level)
@@ -617,6 +643,12 @@ def undecided_text(report):
 
 def verdict_lines(report, digits):
     shared = report.judged
+    if report.blew_up is not None:
+        return ['result:    BLEW UP at epoch %d (a loss above 2 ln 10 = %.2f, worse than '
+                'guessing): a healthy seed of the set\'s configuration does this at times '
+                '(docs/curves.md gives the rate), so this run says nothing of the code: train '
+                'once more with another seed (the self-check does so by itself)'
+                % (report.blew_up, BLOWN_UP)]
     if report.undecided:
         return [undecided_text(report)]
     if report.ok:
@@ -756,8 +788,10 @@ def level_arg(text):
 
 
 EXIT_CODES = """exit codes:
+  judge    0 the runs together are inside, 1 outside (by --statistic)
   compare  0 inside the band at every judged epoch, 1 outside at one or more, 3 undecided:
-           the run never left the chance plateau that the references left
+           the run never left the chance plateau that the references left, or it blew up
+           (a loss above 2 ln 10, or diverged), which healthy seeds do at times
   claim    0 pass, 1 fail, 3 not enough epochs yet
   all      2 bad usage or unusable input (missing file, missing column, empty file)"""
 
@@ -765,7 +799,8 @@ EXIT_CODES = """exit codes:
 def build_parser():
     p = Parser(prog=PROG, description=__doc__, epilog=EXIT_CODES,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest='command', metavar='{compare,band,plot,claim}', required=True)
+    sub = p.add_subparsers(dest='command', metavar='{compare,judge,band,plot,claim}',
+                           required=True)
     c = sub.add_parser('compare', epilog=EXIT_CODES, formatter_class=p.formatter_class,
                        help='per-epoch differences from a reference, or a reference set\'s band')
     c.add_argument('run', metavar='RUN')
@@ -786,6 +821,14 @@ def build_parser():
                    default=[], metavar='METRIC=BAND', help='also compare METRIC; repeatable')
     c.add_argument('--all-rows', action='store_true', help='print every shared epoch (default: '
                    'over %d, the first and last three and those outside the band)' % MAX_ROWS)
+    j = sub.add_parser('judge', epilog=EXIT_CODES, formatter_class=p.formatter_class,
+                       help='several runs of one changed configuration judged together against '
+                            'a reference set (tools/multirun.py)')
+    j.add_argument('reference', metavar='SET')
+    j.add_argument('runs', metavar='RUN', nargs='+')
+    j.add_argument('--statistic', choices=('per-epoch', 'whole-curve'), default='per-epoch',
+                   help='what decides the exit code (default %(default)s; the report shows '
+                        'both, docs/curves.md their power)')
     b = sub.add_parser('band', help="a reference set's band per epoch, as a Markdown table")
     b.add_argument('reference', metavar='REFERENCE', nargs='+')
     b.add_argument('--metrics', type=comma_list(METRICS), default=list(SET_METRICS),
@@ -845,6 +888,13 @@ def main(argv=None):
         report = compare(run, refs, tolerances_from(args, run, refs), args.level)
         print(format_report(report, args.all_rows))
         return report.exit_code
+    if args.command == 'judge':
+        # It builds on this module, imported anew there under its own name: paths, not Histories.
+        from tools import multirun
+        result = multirun.judge(args.runs, [args.reference])
+        print(multirun.format_judgement(result))
+        inside = result['per_epoch' if args.statistic == 'per-epoch' else 'whole_curve'][1]
+        return INSIDE if inside else OUTSIDE
     if args.command == 'band':
         print(band_summary(load_references(args.reference), args.metrics, args.level))
         return 0
