@@ -1,5 +1,6 @@
-# Entry points. `make train`: the blog's run; `make test`: the suite (what CI runs). Both set up
-# .venv first with setup.sh (TF_BUILD=stock|mkl|auto picks the TensorFlow build, see there).
+# Entry points. `make train`: the blog's run; `make test`: the suite (what CI runs). Each sets up
+# its venv first with setup.sh, which finds Python 3.7 on PATH, under ~/.pyenv or at
+# PYTHON37=/path/to/python3.7; TF_BUILD=stock, mkl or auto picks the TensorFlow build (see there).
 # Pass flags with ARGS, e.g. make train ARGS="--epochs 5".
 ARGS ?=
 
@@ -48,7 +49,7 @@ surroundings:
 bench: setup
 	.venv/bin/python -m tools.bench $(ARGS)
 
-# Regenerate docs/blog-vs-repo.md and the README's differences table after a code change.
+# Regenerate docs/blog-vs-repo.md and docs/differences-at-a-glance.md after a code change.
 docs: setup
 	.venv/bin/python -m tools.blog_diff
 

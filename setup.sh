@@ -43,7 +43,7 @@ find_python37() {
 
 if [ ! -x "$venv/bin/python" ]; then
     if ! py=$(find_python37); then
-        echo "setup.sh: no Python 3.7 found (looked on PATH and in ~/.pyenv/versions/3.7*); install it (e.g. pyenv install 3.7.16) or use the Docker image (README)" >&2
+        echo "setup.sh: no Python 3.7 found (looked at \$PYTHON37, on PATH and in ~/.pyenv/versions/3.7*); name one with PYTHON37=/path/to/python3.7 (e.g. PYTHON37=/usr/bin/python3.7 make test), install it (pyenv install 3.7.16) or use the Docker image (README)" >&2
         exit 1
     fi
     echo "setup.sh: creating $venv with $py"

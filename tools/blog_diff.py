@@ -1,5 +1,5 @@
-"""blog_diff: docs/blog-vs-repo.md (the blog's listing beside this repo, line by line), the
-README's table of differences, and a --check that they are still true.
+"""blog_diff: docs/blog-vs-repo.md (the blog's listing beside this repo, line by line),
+docs/differences-at-a-glance.md (each difference once), and a --check that they are still true.
 
 The listing (docs/blog_listing.txt) is aligned with the code by its text: difflib over the
 lines of each file with the whitespace outside strings removed. The reasons are the code's own
@@ -38,7 +38,6 @@ CODE_FILES = ('allconvnet.py', 'make_parallel.py', 'runkit/recipes.py')
 EXPLAINED_FILES = ('allconvnet.py', 'make_parallel.py')
 DOC, GLANCE_DOC = 'docs/blog-vs-repo.md', 'docs/differences-at-a-glance.md'
 LISTING, CLAIMS = 'docs/blog_listing.txt', 'docs/blog_claims.csv'
-GLANCE_BEGIN, GLANCE_END = '<!-- blog-diff:glance:begin -->', '<!-- blog-diff:glance:end -->'
 VERDICTS = ('honoured', 'changed', 'not honoured', 'to check', 'advice')
 TAG = re.compile(r'^\s*# blog: ?(.*)$')
 UPSTREAM = 'https://github.com/getcrest/All-Conv-Keras'
@@ -488,14 +487,7 @@ def documents():
               '[blog-vs-repo.md](blog-vs-repo.md) has every line.\n\n%s\n' % table)
     glance = glance.replace('](allconvnet.py', '](../allconvnet.py').replace(
         '](make_parallel.py', '](../make_parallel.py').replace('](runkit/', '](../runkit/')
-    with open(os.path.join(ROOT, 'README.md'), encoding='utf-8') as f:
-        readme = f.read()
-    if GLANCE_BEGIN in readme and GLANCE_END in readme:
-        head, rest = readme.split(GLANCE_BEGIN, 1)
-        readme = '%s%s\n%s\n\nWhy each differs, every line of the listing and the post\'s ' \
-                 'claims: [docs/blog-vs-repo.md](docs/blog-vs-repo.md).\n%s%s' % (
-                     head, GLANCE_BEGIN, table, GLANCE_END, rest.split(GLANCE_END, 1)[1])
-    return {DOC: doc + '\n', GLANCE_DOC: glance, 'README.md': readme}, problems
+    return {DOC: doc + '\n', GLANCE_DOC: glance}, problems
 
 
 def main(argv=None):

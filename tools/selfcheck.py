@@ -22,7 +22,7 @@ import sys
 import time
 
 from runkit.argtypes import Parser
-from runkit.errors import exit_code, prepare
+from runkit.errors import exit_code, prepare, say
 from runkit.plot import plot
 from tools import curves
 
@@ -207,6 +207,9 @@ def check(refs, base, seed, logdir, level):
               ' '.join(command)))
     sys.stdout.flush()
     code = train(command)
+    if code >= 128:
+        # allconvnet.py's line offers --resume, which trains on without a verdict.
+        say(PROG, 'stopped', 'nothing was judged; check again with: make check')
     if code not in (0, 3):
         return code, False  # allconvnet.py said why, or what was kept, in one line
     try:
