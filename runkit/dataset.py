@@ -10,15 +10,21 @@ never downloads. A broken cache found later ends in one message naming the file 
     python -m runkit.dataset      fetch and verify without training (exit 0, or 2 and one line)
 
 A download that stalls ends: each read waits at most READ_TIMEOUT seconds, and a transfer
-slower than MIN_RATE bytes/s over any RATE_WINDOW seconds is given up (docs/failures.md).
+slower than MIN_RATE bytes/s over any RATE_WINDOW seconds is given up (docs/failures.md); one
+larger than MAX_BYTES is no CIFAR-10. Processes that share a cache take turns through an flock
+on its LOCK file: a second one waits for the first's download and reuses it, and whoever holds
+the lock removes what a killed download left (LEFTOVERS).
 The archive is unpacked only if every member is a regular file or folder inside
 cifar-10-batches-py/: Python 3.7's tarfile has no extraction filter, and a mirror's archive
 whose MD5 the user set could otherwise write anywhere the user can.
 """
 import argparse
 import contextlib
+import errno
+import fcntl
 import http.client
 import os
+import re
 import pickle
 import posixpath
 import shutil
@@ -28,13 +34,14 @@ import tarfile
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
 
 from runkit.argtypes import Parser
-from runkit.errors import Interrupted, Refused, exit_code, prepare
-from runkit.files import digest
+from runkit.errors import Interrupted, Refused, WriteFailed, exit_code, prepare
+from runkit.files import DIR_MODE, MODE, NOFOLLOW, digest
 
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
@@ -46,28 +53,54 @@ TEST_FILE = 'test_batch'
 ROWS_PER_FILE = 10000
 # 170 MB at 10 kB/s would take five hours: below that, the mirror is as good as stalled.
 READ_TIMEOUT, MIN_RATE, RATE_WINDOW = 60, 10000, 60
+# Twice the published archive: a mirror that sends more is sending something else.
+MAX_BYTES = 2 * 170498071
+LOCK = '.cifar-10.lock'
+# The download's and the unpacking's temporary names, which a killed process leaves.
+LEFTOVERS = re.compile(r'^\.(cifar-10-.*\.part|unpack-.*)$')
+MD5_FORM = re.compile(r'^[0-9a-fA-F]{32}$')
 
 
 class DatasetError(Refused):
     """A broken, missing or undownloadable cache; str() is the one-line message for the user."""
 
 
-def cache_dir():
-    # Same rule as keras.utils.data_utils.get_file in Keras 1.2.2. `import keras` creates
-    # ~/.keras where it can; without it here, a fresh HOME would fall back to /tmp.
+def cache_dir(made=None):
+    """The folder Keras 1.2.2's get_file caches in: ~/.keras/datasets where ~/.keras is
+    writable, else /tmp/.keras/datasets (get_file's own rule, which it applies when called).
+    ~/.keras is created first, as Keras' import once did; the folders created are appended to
+    `made`. A ~/.keras that is not a folder is refused: load_data() could only fail there."""
     base = os.path.expanduser(os.path.join('~', '.keras'))
-    try:
-        os.makedirs(base, exist_ok=True)
-    except OSError:
-        pass
+    if os.path.lexists(base) and not os.path.isdir(base):
+        raise DatasetError('%s is not a folder, and Keras 1.2.2 keeps CIFAR-10 in %s: move it '
+                           'away' % (base, os.path.join(base, 'datasets')))
+    make_folder(base, made, quiet=True)
     if not os.access(base, os.W_OK):
         base = os.path.join('/tmp', '.keras')
     return os.path.join(base, 'datasets')
 
 
+def make_folder(path, made, quiet=False):
+    """Create `path` and its missing parents, appending the new ones to `made`."""
+    missing = []
+    while not os.path.isdir(path) and not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except OSError as e:
+            if quiet:
+                return
+            raise DatasetError('cannot create the CIFAR-10 cache folder %s: %s'
+                               % (folder, e.strerror)) from None
+        if made is not None:
+            made.append(folder)
+
+
 def manual_route(archive):
-    return ('to install it by hand, put cifar-10-python.tar.gz (from %s) at %s and rerun'
-            % (ORIGIN, archive))
+    return ('to install it by hand, save cifar-10-python.tar.gz (from %s) as %s (that name: '
+            'Keras 1.2.2 looks for it) and rerun' % (ORIGIN, archive))
 
 
 def repair_hint(datadir):
@@ -77,42 +110,57 @@ def repair_hint(datadir):
 
 
 def download(url, path):
-    """url -> path, with Keras' progress bar; DatasetError (one line) on any failure."""
+    """url -> path, with Keras' progress bar; DatasetError (one line) on any failure of the
+    transfer, WriteFailed when `path` cannot be written (a full disk, a file-size limit)."""
     from keras.utils.generic_utils import Progbar  # imports TensorFlow: only when downloading
     print('Downloading CIFAR-10 from %s (170 MB, once)' % url)
     try:
         with urllib.request.urlopen(url, timeout=READ_TIMEOUT) as response, \
                 open(path, 'wb') as out:
             total = int(response.headers.get('Content-Length') or 0)
+            if total < 0 or total > MAX_BYTES:
+                raise DatasetError('announced %d bytes, not CIFAR-10\'s 170 MB' % total)
             bar = Progbar(total) if total > 0 else None
             got = copy_watched(response, out, bar)
     except urllib.error.HTTPError as e:
         raise DatasetError('download of %s failed: HTTP %d %s' % (url, e.code, e.reason))
     except urllib.error.URLError as e:
+        if isinstance(e.reason, OSError) and e.reason.errno in WRITE_ERRNOS:
+            raise WriteFailed('cannot write %s: %s' % (path, e.reason.strerror)) from None
         # No network, a refused connection or an unknown host: name the way round it.
         raise DatasetError('cannot reach %s (%s); %s' % (url, e.reason, manual_route(
-            os.path.join(cache_dir(), NAME + '.tar.gz'))))
+            os.path.join(os.path.dirname(path), NAME + '.tar.gz'))))
     except DatasetError as e:
         raise DatasetError('download of %s %s' % (url, e))
-    except http.client.IncompleteRead as e:
-        raise DatasetError('download of %s was cut short: %d more bytes were expected'
-                           % (url, e.expected))
-    except Exception as e:  # a reset or timeout midway; http.client's errors are not OSErrors
+    except OSError as e:
+        if e.errno in WRITE_ERRNOS:
+            raise WriteFailed('cannot write %s: %s' % (path, e.strerror)) from None
         raise DatasetError('download of %s failed midway (%s: %s)' % (url, type(e).__name__, e))
+    except http.client.IncompleteRead as e:
+        raise DatasetError('download of %s was cut short after %d bytes' % (url, len(e.partial)))
+    except Exception as e:  # http.client's errors (a cut chunk, a bad header) are not OSErrors
+        raise DatasetError('download of %s failed midway (%s%s)' % (
+            url, type(e).__name__, ': %s' % e if str(e) else ''))
     if total and got != total:
         raise DatasetError('download of %s was cut short: %d of %d bytes' % (url, got, total))
     print()
 
 
+# A write that failed for want of room or a limit (ulimit -f): the disk's fault, not the mirror's.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
 def copy_watched(response, out, bar):
     """Copy the response to `out` and return the bytes copied; DatasetError once fewer than
-    MIN_RATE * RATE_WINDOW bytes arrive in RATE_WINDOW seconds."""
+    MIN_RATE * RATE_WINDOW bytes arrive in RATE_WINDOW seconds, or more than MAX_BYTES."""
     got, window_start, window_got = 0, time.monotonic(), 0
     # read1: whatever has arrived, so that a trickle is measured as it comes.
     for block in iter(lambda: response.read1(1 << 16), b''):
         out.write(block)
         got += len(block)
         window_got += len(block)
+        if got > MAX_BYTES:
+            raise DatasetError('sent over %d bytes, far more than CIFAR-10' % MAX_BYTES)
         if bar:
             bar.update(min(got, bar.target))
         elapsed = time.monotonic() - window_start
@@ -141,6 +189,9 @@ def safe_members(archive, t):
             continue
         raise DatasetError('%s holds %s, %r; only regular files and folders under %s/ are '
                            'unpacked, so nothing was' % (archive, kind, m.name, NAME))
+    for m in members:
+        # Plain modes, as a download tool gives its files: no setuid, sticky or world-writable.
+        m.mode = DIR_MODE if m.isdir() else MODE
     return members
 
 
@@ -164,29 +215,107 @@ def unpack(archive, datadir):
     return folder
 
 
+def settings(url=None, md5=None):
+    """(url, md5) from the arguments, $ALLCONVNET_CIFAR10_URL and $ALLCONVNET_CIFAR10_MD5, or
+    the CIFAR-10 page's; a malformed one is refused before anything is downloaded."""
+    url = url or os.environ.get(URL_VARIABLE) or ORIGIN
+    md5 = md5 or os.environ.get(MD5_VARIABLE) or MD5
+    if not MD5_FORM.fullmatch(md5):
+        raise DatasetError('%s=%r is not an MD5 checksum (32 hexadecimal digits)'
+                           % (MD5_VARIABLE, md5))
+    try:
+        parts = urllib.parse.urlsplit(url) if url.isprintable() and ' ' not in url else None
+        host = parts.hostname if parts else None
+    except ValueError:  # an unclosed [IPv6 address
+        parts = host = None
+    if parts is None or parts.scheme not in ('http', 'https', 'file') or (
+            parts.scheme != 'file' and not (host and len(host) <= 253 and all(
+                0 < len(label) <= 63 for label in host.split('.')))) or not parts.path.strip('/'):
+        raise DatasetError('%s=%r is not an http://, https:// or file:// address of an archive'
+                           % (URL_VARIABLE, url))
+    return url, md5.lower()
+
+
+@contextlib.contextmanager
+def cache_lock(datadir):
+    """The cache to this process alone: an flock on datadir/LOCK, waited for (with a line
+    saying so) while another process fetches; what a killed fetch left is then removed. The
+    lock file goes when it is released: whoever opened it before finds another inode there,
+    or none, and locks anew."""
+    path = os.path.join(datadir, LOCK)
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | NOFOLLOW, 0o644)
+        except OSError as e:
+            raise DatasetError('cannot open %s: %s%s' % (path, e.strerror, '; it is a symbolic '
+                               'link: remove it' if e.errno == errno.ELOOP else '')) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors='replace').strip() or 'another process'
+            print('Waiting for PID %s, which is fetching CIFAR-10 into %s' % (holder, datadir))
+            sys.stdout.flush()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise DatasetError('cannot lock %s: it keeps changing' % path)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, b'%d\n' % os.getpid())
+        for name in os.listdir(datadir):
+            if LEFTOVERS.match(name):
+                shutil.rmtree(os.path.join(datadir, name), ignore_errors=True)
+                if os.path.lexists(os.path.join(datadir, name)):
+                    os.remove(os.path.join(datadir, name))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        os.close(fd)
+
+
 def ensure(url=None, md5=None):
     """The unpacked cache folder, downloaded and verified first if it is not there yet.
 
-    `url` and `md5` default to $ALLCONVNET_CIFAR10_URL and $ALLCONVNET_CIFAR10_MD5, then to the
-    CIFAR-10 page's. An archive already at the cache path (the manual route) is verified and
-    unpacked the same way; a downloaded one that fails leaves nothing at the cache path.
+    `url` and `md5` are settings()'s. An archive already at the cache path (the manual route)
+    is verified and unpacked the same way; a downloaded one that fails leaves nothing at the
+    cache path, and a start that fails removes the cache folders it created.
     """
-    url = url or os.environ.get(URL_VARIABLE) or ORIGIN
-    md5 = (md5 or os.environ.get(MD5_VARIABLE) or MD5).lower()
-    datadir = cache_dir()
+    url, md5 = settings(url, md5)
+    made = []
+    datadir = cache_dir(made)
+    folder = os.path.join(datadir, NAME)
+    if os.path.exists(folder + '.tar.gz') and os.path.isdir(folder):
+        return folder  # load_data() reads it as it is; diagnose() explains a broken one
+    try:
+        make_folder(datadir, made)
+        with cache_lock(datadir):
+            return fetch(url, md5, datadir)
+    except BaseException:
+        for created in reversed(made):
+            try:
+                os.rmdir(created)
+            except OSError:
+                break
+        raise
+
+
+def fetch(url, md5, datadir):
+    """ensure() with the cache held: download, verify and unpack what is not there yet."""
     folder = os.path.join(datadir, NAME)
     archive = folder + '.tar.gz'
     if os.path.exists(archive) and os.path.isdir(folder):
-        return folder  # load_data() reads it as it is; diagnose() explains a broken one
+        return folder  # the process we waited for put it in place
     if os.path.isdir(folder):
         raise DatasetError(
             'found %s but not %s, which Keras 1.2.2 requires before it reads the folder '
             '(otherwise it downloads again); create it with: tar -C %s -czf %s %s'
             % (folder, archive, datadir, archive, NAME))
-    try:
-        os.makedirs(datadir, exist_ok=True)
-    except OSError as e:
-        raise DatasetError('cannot create the CIFAR-10 cache folder %s: %s' % (datadir, e.strerror))
     downloaded = not os.path.exists(archive)
     if downloaded:
         part = tempfile.NamedTemporaryFile(prefix='.cifar-10-', suffix='.part', dir=datadir,
@@ -197,6 +326,7 @@ def ensure(url=None, md5=None):
             if found != md5:
                 raise DatasetError('download of %s has MD5 %s, expected %s (truncated, or not '
                                    'CIFAR-10)' % (url, found, md5))
+            os.chmod(part, MODE)  # mkstemp's 0600 would keep a shared cache from others
             os.replace(part, archive)
         except Interrupted as e:
             e.message = ('interrupted by %s during the CIFAR-10 download; nothing was kept'

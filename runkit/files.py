@@ -33,8 +33,8 @@ def _umask():
     return mask
 
 
-# A run's files get the mode open() would give them (0644 under umask 022).
-MODE = 0o666 & ~_umask()
+# A run's files get the mode open() would give them (0644 under umask 022), folders mkdir's.
+MODE, DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
 def open_folder(folder):

@@ -60,7 +60,11 @@ def mirror(cifar_home):
     Paths: /cifar-10-python.tar.gz (the archive), /corrupt.tar.gz (one byte flipped),
     /short.tar.gz (the full Content-Length, a tenth of the body, then the connection closes),
     /slow.tar.gz (1 MiB a tenth of a second, for interrupting), /trickle.tar.gz (one byte
-    every 0.2 s, a stalled mirror), /loop.tar.gz (a redirect to itself); anything else is a 404.
+    every 0.2 s, a stalled mirror), /loop.tar.gz (a redirect to itself), and servers that
+    misbehave: /chunked-short.tar.gz (a chunked body cut inside its second chunk),
+    /bad-length.tar.gz (a Content-Length that is no number), /huge.tar.gz (a terabyte
+    announced), /empty.tar.gz (200 and no body), /hangup.tar.gz (no response at all); anything
+    else is a 404.
     """
     import hashlib
     import http.server
@@ -88,6 +92,13 @@ def mirror(cifar_home):
                         return
                     time.sleep(0.2)
                 return
+            if self.path == '/hangup.tar.gz':  # accepts, says nothing, closes
+                self.close_connection = True
+                return
+            if self.path in ('/chunked-short.tar.gz', '/bad-length.tar.gz', '/huge.tar.gz',
+                             '/empty.tar.gz'):
+                self.misbehave()
+                return
             if self.path not in ('/cifar-10-python.tar.gz', '/corrupt.tar.gz', '/short.tar.gz',
                                  '/slow.tar.gz'):
                 self.send_error(404)
@@ -109,6 +120,19 @@ def mirror(cifar_home):
                     sent += len(block)
                     if self.path == '/slow.tar.gz':
                         time.sleep(0.1)
+            self.close_connection = True
+
+        def misbehave(self):
+            self.send_response(200)
+            if self.path == '/chunked-short.tar.gz':  # two chunks of a promised many, then EOF
+                self.send_header('Transfer-Encoding', 'chunked')
+                self.end_headers()
+                self.wfile.write(b'10000\r\n' + b'x' * 0x10000 + b'\r\n' + b'10000\r\nxx')
+            else:
+                self.send_header('Content-Length', {'/bad-length.tar.gz': 'lots',
+                                                    '/huge.tar.gz': str(10 ** 12),
+                                                    '/empty.tar.gz': '0'}[self.path])
+                self.end_headers()
             self.close_connection = True
 
         def log_message(self, *args):

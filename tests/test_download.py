@@ -1,7 +1,9 @@
 """Fetching CIFAR-10: runkit.dataset.ensure against a real HTTP server on 127.0.0.1 (conftest's
 `mirror`), serving the synthetic archive in CIFAR-10's on-disk format. No mock of the download."""
 import os
+import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -69,7 +71,7 @@ def test_refused_connection_names_the_manual_route(empty_home, refused_url):
         dataset.ensure(refused_url)
     message = str(e.value)
     assert 'cannot reach %s' % refused_url in message and 'Connection refused' in message
-    assert 'put cifar-10-python.tar.gz' in message
+    assert 'save cifar-10-python.tar.gz' in message and '(that name: Keras 1.2.2 looks for it)' in message
     assert str(empty_home / '.keras' / 'datasets' / 'cifar-10-batches-py.tar.gz') in message
     assert left_behind(empty_home) == []
 
@@ -205,3 +207,100 @@ def test_an_archive_that_escapes_its_folder_is_refused_naming_the_member(empty_h
     assert not os.path.lexists('/tmp/absolute-escape')
     assert not (empty_home / '.keras' / 'escaped').exists()
     assert not (tmp_path / 'escaped').exists()
+
+
+# -- neighbours, leftovers, settings and servers that misbehave (the real entry point) ------
+
+def fetch(home, url, md5=None, **popen):
+    """`python -m runkit.dataset` started with HOME=home and the mirror's settings."""
+    env = dict(os.environ, HOME=str(home), ALLCONVNET_CIFAR10_URL=url, PYTHONUNBUFFERED='1')
+    env.pop(dataset.MD5_VARIABLE, None)
+    if md5:
+        env[dataset.MD5_VARIABLE] = md5
+    return subprocess.Popen([sys.executable, '-m', 'runkit.dataset'], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, **popen)
+
+
+def test_two_fetches_at_once_both_end_ready(tmp_path, mirror):
+    url, md5 = mirror
+    procs = [fetch(tmp_path, url + '/slow.tar.gz', md5) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert sum('Waiting for PID' in out for out, _ in outs) == 1
+    assert left_behind(tmp_path) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
+
+
+def test_a_killed_download_s_leftovers_go_at_the_next_start(tmp_path, mirror):
+    url, md5 = mirror
+    datadir = tmp_path / '.keras' / 'datasets'
+    proc = fetch(tmp_path, url + '/slow.tar.gz', md5)
+    deadline = time.time() + 120
+    while not [n for n in (os.listdir(str(datadir)) if datadir.exists() else [])
+               if n.endswith('.part')] and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    assert [n for n in os.listdir(str(datadir)) if n.endswith('.part')]
+    proc = fetch(tmp_path, url + '/cifar-10-python.tar.gz', md5)
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    assert left_behind(tmp_path) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
+
+
+def test_the_cache_is_readable_by_others(tmp_path, mirror):
+    url, md5 = mirror
+    proc = fetch(tmp_path, url + '/cifar-10-python.tar.gz', md5, preexec_fn=lambda: os.umask(0o022))
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    datadir = tmp_path / '.keras' / 'datasets'
+    modes = {p.name: stat.S_IMODE(os.stat(str(p)).st_mode)
+             for p in [datadir / 'cifar-10-batches-py.tar.gz', datadir / 'cifar-10-batches-py',
+                       datadir / 'cifar-10-batches-py' / 'data_batch_1']}
+    assert modes == {'cifar-10-batches-py.tar.gz': 0o644, 'cifar-10-batches-py': 0o755,
+                     'data_batch_1': 0o644}
+
+
+@pytest.mark.parametrize('variable,value', [
+    (dataset.MD5_VARIABLE, 'c58f30108f718f92721af3b95e74349'),  # 31 digits
+    (dataset.MD5_VARIABLE, ' '), (dataset.MD5_VARIABLE, 'g' * 32),
+    (dataset.MD5_VARIABLE, dataset.MD5 + '\n'),
+    (dataset.URL_VARIABLE, 'ftp://example.org/cifar.tar.gz'),
+    (dataset.URL_VARIABLE, 'localhost/cifar.tar.gz'), (dataset.URL_VARIABLE, 'http://'),
+    (dataset.URL_VARIABLE, 'http://exa mple.org/x.tar.gz'),
+    (dataset.URL_VARIABLE, 'http://example.org/x.tar.gz\nHost: evil'),
+    (dataset.URL_VARIABLE, 'http://' + 'a' * 5000 + '/x'),
+])
+def test_bad_download_settings_are_refused_before_any_download(empty_home, monkeypatch,
+                                                               variable, value):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(dataset, 'download', lambda *a: pytest.fail('it downloaded'))
+    with pytest.raises(dataset.DatasetError, match=variable):
+        dataset.ensure()
+    assert not (empty_home / '.keras').exists()
+
+
+@pytest.mark.parametrize('path,said', [
+    ('/chunked-short.tar.gz', 'was cut short'), ('/bad-length.tar.gz', 'failed midway'),
+    ('/huge.tar.gz', 'announced 1000000000000 bytes'), ('/empty.tar.gz', 'has MD5'),
+    ('/hangup.tar.gz', 'failed midway'),
+])
+def test_a_server_that_misbehaves_gives_one_line(tmp_path, mirror, path, said):
+    url, md5 = mirror
+    proc = fetch(tmp_path, url + path, md5)
+    out, err = proc.communicate(timeout=300)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, err
+    assert lines[0].startswith('python -m runkit.dataset: error: ') and said in lines[0], err
+    assert 'unexpected' not in err and not (tmp_path / '.keras').exists()
+
+
+def test_a_download_that_outgrows_a_file_size_limit_is_a_write_failure(tmp_path, mirror):
+    url, md5 = mirror
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+    proc = fetch(tmp_path, url + '/cifar-10-python.tar.gz', md5, preexec_fn=limit)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4, err
+    assert err.strip().startswith('python -m runkit.dataset: error: cannot write') and \
+        'File too large' in err
+    assert not (tmp_path / '.keras').exists()
