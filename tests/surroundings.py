@@ -112,12 +112,15 @@ SURROUNDINGS = {
 # Two of the same at once: one folder for two runs, one cache for two fetches.
 TWICE = {'allconvnet.py': [0, 2], 'predict.py': [0, 0], 'tools.curves': [0, 0],
          'tools.selfcheck': [0, 2], 'runkit.dataset': [0, 0]}
-# The suite's share: what ends in seconds, and the cases seen failing before (issue 31).
-FAST = {(e, s) for e in ('predict.py', 'tools.curves', 'runkit.dataset') for s in SURROUNDINGS} | {
-    ('allconvnet.py', s) for s in ('stdout closed', 'stderr closed', 'pipe closes',
-                                   'ulimit -v 1 GB', 'foreign keras.json', '~/.keras a file',
-                                   'deleted working folder',
-                                   'links planted in LOGDIR and the cache')}
+# The suite's share: each class of surroundings on the entry point where it once failed or
+# where it costs least, the rest in `make surroundings`.
+FAST = {('allconvnet.py', s) for s in (
+    'stdout closed', 'pipe closes', 'ulimit -v 1 GB', 'foreign keras.json', '~/.keras a file',
+    'deleted working folder', 'links planted in LOGDIR and the cache')} | {
+    ('predict.py', 'stdout on /dev/full'), ('predict.py', 'empty keras.json, KERAS_BACKEND=torch'),
+    ('tools.curves', 'pipe closes'), ('tools.curves', 'ulimit -f 16 KiB'),
+    ('tools.curves', 'unicode, space and newline paths'), ('runkit.dataset', 'stderr closed'),
+    ('runkit.dataset', 'ulimit -n 12'), ('runkit.dataset', 'links planted in LOGDIR and the cache')}
 
 
 def sandbox(shared):
