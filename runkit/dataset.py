@@ -41,7 +41,7 @@ import numpy as np
 
 from runkit.argtypes import Parser
 from runkit.errors import Interrupted, Refused, WriteFailed, exit_code, prepare
-from runkit.files import DIR_MODE, MODE, NOFOLLOW, digest
+from runkit.files import DIR_MODE, MODE, NOFOLLOW, digest, make_folders
 
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
@@ -81,21 +81,13 @@ def cache_dir(made=None):
 
 
 def make_folder(path, made, quiet=False):
-    """Create `path` and its missing parents, appending the new ones to `made`."""
-    missing = []
-    while not os.path.isdir(path) and not os.path.lexists(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder)
-        except OSError as e:
-            if quiet:
-                return
+    """files.make_folders, or DatasetError naming the folder (nothing when `quiet`)."""
+    try:
+        make_folders(path, made)
+    except OSError as e:
+        if not quiet:
             raise DatasetError('cannot create the CIFAR-10 cache folder %s: %s'
-                               % (folder, e.strerror)) from None
-        if made is not None:
-            made.append(folder)
+                               % (e.filename, e.strerror)) from None
 
 
 def manual_route(archive):

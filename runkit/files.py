@@ -37,6 +37,20 @@ def _umask():
 MODE, DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
 
 
+def make_folders(path, made):
+    """Create `path` and its missing parents, appending each new one to `made` as it is made;
+    OSError (its filename the folder at fault) when one cannot be, or is a file."""
+    missing = []
+    while not os.path.isdir(path):
+        if os.path.lexists(path):
+            raise NotADirectoryError(errno.ENOTDIR, 'is not a folder', path)
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        os.mkdir(folder)
+        made.append(folder)
+
+
 def open_folder(folder):
     """A descriptor of `folder` for put() and read_at()."""
     return os.open(folder or '.', os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -133,18 +133,12 @@ class Logdir:
 
     def make(self):
         """Create the folder and any missing parents, remembering which are new."""
-        missing, folder = [], os.path.abspath(self.path)
-        while not os.path.isdir(folder):
-            if os.path.lexists(folder):
-                raise Refused('cannot create --logdir %s: %s is not a folder' % (self.path, folder))
-            missing.append(folder)
-            folder = os.path.dirname(folder)
-        for folder in reversed(missing):
-            try:
-                os.mkdir(folder)
-            except OSError as e:
-                raise Refused('cannot create --logdir %s: %s' % (self.path, e.strerror)) from None
-            self.created.append(folder)
+        try:
+            files.make_folders(os.path.abspath(self.path), self.created)
+        except OSError as e:
+            raise Refused('cannot create --logdir %s: %s%s' % (
+                self.path, '%s ' % e.filename if e.errno == errno.ENOTDIR else '',
+                e.strerror)) from None
 
     def lock(self):
         """Hold LOGDIR/.lock, or Refused naming the process that holds it."""
