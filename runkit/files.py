@@ -170,18 +170,19 @@ def json_object(data, shown):
 
 
 def read_json_object(path):
-    """The JSON object in the file at `path` (read as read_at does); Refused, saying why, when
-    it is missing, a link, too large or not an object."""
+    """The JSON object in the file at `path`, for a program that only reads a run (predict.py,
+    tools/): Refused, saying why, when it is missing, too large or not an object."""
     try:
-        fd = open_folder(os.path.dirname(path))
-    except OSError as e:
-        raise Refused('cannot read %s: %s' % (path, e.strerror)) from None
-    try:
-        return json_object(read_at(fd, os.path.basename(path), path, JSON_LIMIT), path)
+        with open(path, 'rb') as f:
+            data = f.read(JSON_LIMIT + 1)
     except FileNotFoundError:
         raise Refused('%s does not exist' % path) from None
-    finally:
-        os.close(fd)
+    except OSError as e:
+        raise Refused('cannot read %s (%s)' % (path, e.strerror or e)) from None
+    if len(data) > JSON_LIMIT:
+        raise Refused('%s is over %d bytes, far larger than any the project writes'
+                      % (path, JSON_LIMIT))
+    return json_object(data, path)
 
 
 def digest(path, algorithm='md5'):
