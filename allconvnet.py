@@ -26,7 +26,7 @@ import pandas
 from make_parallel import make_parallel
 from runkit import callbacks, dataset, files, guards, preprocess, recipes, records, resume, session
 from runkit.cli import parse_args
-from runkit.logdir import hold
+from runkit.logdir import CHECKPOINT, HISTORY_CALLBACK, MODEL, hold
 
 # Configuring batch size, number of classes and the no of iterations
 batch_size = 32
@@ -147,7 +147,7 @@ def main(argv=None):
 
     # Saving the best weights and adding checkpoints into our model
     # blog: the listing never defines filepath; the name in the run's folder. [upstream c2af6a7]
-    filepath = 'weights.best.hdf5'
+    filepath = CHECKPOINT
     # blog: written whole by the folder's owner (runkit/logdir.py): a crash or a full disk
     # keeps the last best. [repo]
     checkpoint = callbacks.AtomicModelCheckpoint(logdir, filepath, monitor='val_acc', verbose=1,
@@ -176,8 +176,8 @@ def main(argv=None):
         # blog: missing from the archived post; upstream c2af6a7's history dump and model.save
         # here beside the per-epoch history.csv; the template saved whole, both through the
         # run's folder. [prose; upstream c2af6a7]
-        logdir.write('history_callback.csv', pandas.DataFrame(history_callback.history).to_csv())
-        logdir.write('model.h5', files.model_bytes(template))
+        logdir.write(HISTORY_CALLBACK, pandas.DataFrame(history_callback.history).to_csv())
+        logdir.write(MODEL, files.model_bytes(template))
     records.finish_run(logdir)
     return 0
 

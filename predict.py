@@ -29,14 +29,13 @@ from PIL import Image, ImageOps
 
 from runkit.argtypes import Parser, positive_int
 from runkit.files import read_json_object
-from runkit.logdir import Logdir
+from runkit.logdir import CHECKPOINT, RUN_JSON, Logdir
 from runkit.preprocess import SCALE_255, preprocess
 
 # CIFAR-10's label order (batches.meta).
 CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer',
            'dog', 'frog', 'horse', 'ship', 'truck')
 ROWS, COLS, CHANNELS = 32, 32, 3
-CHECKPOINT = 'weights.best.hdf5'
 ALL_CLASSIFIED, SOME_FAILED, USAGE = 0, 1, 2
 
 
@@ -63,7 +62,7 @@ def locate(weights=None, run=None):
 
 def read_preprocessing(logdir):
     """(the preprocessing record of the run in logdir, a note for stderr or None)."""
-    record = os.path.join(logdir, 'run.json')
+    record = os.path.join(logdir, RUN_JSON)
     if not os.path.isfile(record):
         raise PredictError('no run.json in %s: it records the preprocessing the model was '
                            'trained with; keep the run\'s run.json beside its checkpoint, or '

@@ -357,8 +357,7 @@ def exit_code(main, prog):
         logdir, saved = _state['logdir'], None
         if logdir is not None:
             try:
-                logdir.write('traceback.txt', text)
-                saved = logdir.file('traceback.txt')
+                saved = logdir.write_traceback(text)
             except Exception:
                 pass
         if saved is None:

@@ -87,6 +87,11 @@ class Logdir:
     def write_json(self, name, data):
         self.write(name, files.json_text(data))
 
+    def write_traceback(self, text):
+        """LOGDIR/traceback.txt, for an unexpected error (runkit/errors.py); its path."""
+        self.write(TRACEBACK, text)
+        return self.file(TRACEBACK)
+
     def update_record(self, **fields):
         """run.json with `fields` changed."""
         self.record.update(fields)

@@ -10,6 +10,7 @@ import io
 import numpy as np
 
 from runkit.errors import Refused
+from runkit.logdir import PREPROCESSING
 
 # The blog never scales its inputs; the upstream repository divides by 255 (c2af6a7), and
 # the blog and upstream recipes follow it.
@@ -20,7 +21,7 @@ SCALE_255 = {'name': 'scale', 'scale': 1. / 255}
 # CIFAR10(gcn=55.), i.e. global_contrast_normalize(X, scale=55.) with its defaults (subtract
 # each image's mean, divide by its L2 norm, sqrt_bias 0, min_divisor 1e-8), then
 # preprocessing.ZCA() with its default filter_bias 0.1, fitted on the training set.
-GCN_ZCA = {'name': 'gcn_zca', 'gcn_scale': 55., 'zca_bias': 0.1, 'fitted': 'preprocessing.npz'}
+GCN_ZCA = {'name': 'gcn_zca', 'gcn_scale': 55., 'zca_bias': 0.1, 'fitted': PREPROCESSING}
 
 # Rows per matrix product: bounds the float64 temporaries at about 120 MB for 3072 features.
 CHUNK = 5000

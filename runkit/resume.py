@@ -20,7 +20,7 @@ from keras.models import Sequential
 
 from runkit.errors import Refused
 from runkit.files import hdf5_bytes
-from runkit.logdir import CHECKPOINT, HISTORY, HISTORY_COLUMNS, STATE
+from runkit.logdir import CHECKPOINT, HISTORY, HISTORY_COLUMNS, RUN_JSON, STATE
 from runkit.records import command
 
 # history.csv of a 1000-epoch run is about 80 kB.
@@ -99,11 +99,11 @@ def check(logdir):
     argv = run.get('argv')
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
         refuse('%s has no list of arguments (argv), so the run cannot be repeated'
-               % logdir.file('run.json'))
+               % logdir.file(RUN_JSON))
     resumed_at = run.get('resumed_at_epoch', [])
     if not isinstance(resumed_at, list) or not all(
             isinstance(e, int) and not isinstance(e, bool) for e in resumed_at):
-        refuse('%s: resumed_at_epoch is not a list of epochs' % logdir.file('run.json'))
+        refuse('%s: resumed_at_epoch is not a list of epochs' % logdir.file(RUN_JSON))
     again = [a for a in argv if a != '--overwrite'] + ['--overwrite']
     if '--logdir' not in argv and not any(a.startswith('--logdir=') for a in argv):
         again = ['--logdir', logdir.path] + again

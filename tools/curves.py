@@ -29,6 +29,7 @@ import pandas
 from runkit import records
 from runkit.errors import Refused, exit_code, prepare
 from runkit.files import read_json_object
+from runkit.logdir import HISTORY, RUN_JSON
 from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
 from runkit.plot import formats, label, plot
 
@@ -88,7 +89,7 @@ class History:
 
 def read_record(csv):
     """(the run.json beside `csv` as a dict or None, [a note when it is unusable])."""
-    record = os.path.join(os.path.dirname(os.path.abspath(csv)), 'run.json')
+    record = os.path.join(os.path.dirname(os.path.abspath(csv)), RUN_JSON)
     if not os.path.exists(record):
         return None, []
     try:
@@ -100,7 +101,7 @@ def read_record(csv):
 def load_history(path):
     """Read a history.csv, or the one in run directory `path`, and the run.json beside it;
     CurvesError, naming the file, when it is missing, empty, not a CSV or not numeric."""
-    csv = os.path.join(path, 'history.csv') if os.path.isdir(path) else str(path)
+    csv = os.path.join(path, HISTORY) if os.path.isdir(path) else str(path)
     run, notes = read_record(csv)
     if not os.path.exists(csv):
         if not os.path.isdir(path):
@@ -148,7 +149,7 @@ def runs_in(folder):
     except OSError as e:
         raise CurvesError('cannot read %s (%s)' % (folder, e.strerror or e))
     return sorted(os.path.join(folder, d) for d in names
-                  if os.path.isfile(os.path.join(folder, d, 'history.csv')))
+                  if os.path.isfile(os.path.join(folder, d, HISTORY)))
 
 
 def load_references(paths):
@@ -157,7 +158,7 @@ def load_references(paths):
     histories, seen = [], set()
     for path in paths:
         members = []
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, 'history.csv')):
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, HISTORY)):
             members = runs_in(path)
         for history in [load_history(p) for p in members or [path]]:
             # The same run named twice (a set and one of its runs) would count twice.
@@ -500,7 +501,7 @@ def compare(run, refs, tolerances=None, level=LEVEL):
 
 def set_folder(refs):
     """The folder the references' run directories share, as the user named it if possible."""
-    folders = [os.path.dirname(os.path.dirname(r.path) if r.path.endswith('history.csv')
+    folders = [os.path.dirname(os.path.dirname(r.path) if r.path.endswith(HISTORY)
                                else r.path) for r in refs]
     try:
         return os.path.commonpath(folders) or os.curdir

@@ -20,6 +20,7 @@ import pandas
 import predict
 from runkit.argtypes import Parser, positive_int
 from runkit.errors import Refused, exit_code, prepare, say
+from runkit.logdir import HISTORY
 
 PROG = 'python -m tools.predict_accuracy'
 
@@ -53,7 +54,7 @@ def main(argv=None):
         spec, note = predict.read_preprocessing(logdir)
         if note:
             say(PROG, 'note', note)
-        history = pandas.read_csv(os.path.join(args.run, 'history.csv'), index_col='epoch')
+        history = pandas.read_csv(os.path.join(args.run, HISTORY), index_col='epoch')
         val_accs = history['val_acc']
         # The checkpoint is only replaced on a strictly higher val_acc: idxmax keeps the first.
         epoch, val_acc = val_accs.idxmax(), val_accs.max()
