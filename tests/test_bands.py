@@ -197,3 +197,11 @@ def test_runs_that_stay_at_chance_together_are_caught_where_one_is_not():
     chance = together['stuck'][1]
     assert chance == pytest.approx(one['stuck'][1] ** len(runs))
     assert (chance < multirun.FAMILY) == (not together['per_epoch'][1])
+
+
+def test_the_power_table_is_measured_from_the_committed_runs():
+    from tools import multirun
+    with open(os.path.join(ROOT, 'docs', 'curves.md')) as f:
+        doc = [line.strip() for line in f]
+    for line in multirun.power_table(SET, CHANGED):
+        assert line in doc, line

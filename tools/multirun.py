@@ -147,3 +147,36 @@ def format_judgement(result):
     lines += ['', 'result:    per epoch %s; whole curve %s' % (
         'INSIDE' if inside else 'OUTSIDE', 'INSIDE' if whole else 'OUTSIDE')]
     return '\n'.join(lines)
+
+
+# The changes of logs/reference/upstream-10k-changed, in docs/curves.md's order.
+CHANGES = (('blog', 'the blog recipe (`--recipe blog`)'), ('labelnoise', '20% label noise'),
+           ('lr3x', "a learning rate 3x the recipe's (`--lr 0.03`)"),
+           ('noaug', 'no augmentation'), ('nodrop', 'dropout off'))
+
+
+def power_table(set_folder, changed_folder):
+    """docs/curves.md's table of what each change's runs are caught by, one run at a time and
+    all together, as Markdown lines."""
+    import os
+    refs = curves.load_references([set_folder])
+    lines = ['| change | runs (seeds) | 1 run, band: caught | 1 run, whole curve: caught | '
+             'all runs together: per epoch | whole curve |', '|---|---|---|---|---|---|']
+    for name, text in CHANGES:
+        runs = curves.runs_in(os.path.join(changed_folder, name))
+        singles = [(curves.compare(r, refs).exit_code, judge([r], refs)) for r in runs]
+        together = judge(runs, refs)
+        stuck, chance = together['stuck']
+        undecided = sum(code == curves.UNDECIDED for code, _ in singles)
+
+        def verdict(inside):
+            return 'missed' if inside else '**caught**'
+        lines.append('| %s | %d (%s) | %d of %d%s | %d of %d | %s%s | %s |' % (
+            text, len(runs), ', '.join(os.path.basename(r).replace('seed-', '') for r in runs),
+            sum(code == curves.OUTSIDE for code, _ in singles), len(runs),
+            ' (%d undecided)' % undecided if undecided else '',
+            sum(not result['whole_curve'][1] for _, result in singles), len(runs),
+            verdict(together['per_epoch'][1]),
+            ' (%d stuck at chance: chance %.3f)' % (len(stuck), chance) if stuck else '',
+            verdict(together['whole_curve'][1])))
+    return lines
