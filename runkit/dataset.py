@@ -83,7 +83,7 @@ def cache_dir(made=None):
 def make_folder(path, made, quiet=False):
     """files.make_folders, or DatasetError naming the folder (nothing when `quiet`)."""
     try:
-        make_folders(path, made)
+        make_folders(path, [] if made is None else made)
     except OSError as e:
         if not quiet:
             raise DatasetError('cannot create the CIFAR-10 cache folder %s: %s'
