@@ -179,9 +179,11 @@ COPY --from=cifar10 --chown=allconv:allconv /home/allconv/.keras/datasets/ /home
 WORKDIR /app
 COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
-# tools/curves.py compares a run with a reference curve; tools/bench.py measures a GPU box;
+# tools/curves.py compares a run with a reference curve (with runs.py, band.py, report.py and
+# multirun.py, its rooms); tools/bench.py measures a GPU box;
 # tools/selfcheck.py trains the reference configuration and judges it against the set below.
-COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
+COPY tools/__init__.py tools/curves.py tools/runs.py tools/band.py tools/report.py \
+     tools/multirun.py tools/bench.py tools/selfcheck.py tools/
 # The self-check's reference set (.dockerignore sends its CSV, JSON, text and README only),
 # outside /app/logs: a bind mount on that VOLUME would hide whatever the image put there.
 COPY logs/reference/upstream-10k/ reference/upstream-10k/

@@ -60,7 +60,8 @@ RUN python /tmp/install/image_requirements.py ngc /tmp/install/requirements.txt 
 WORKDIR /app
 COPY allconvnet.py make_parallel.py predict.py ./
 COPY runkit/ runkit/
-COPY tools/__init__.py tools/curves.py tools/bench.py tools/selfcheck.py tools/
+COPY tools/__init__.py tools/curves.py tools/runs.py tools/band.py tools/report.py \
+     tools/multirun.py tools/bench.py tools/selfcheck.py tools/
 # Outside the /app/logs VOLUME, as in the main image.
 COPY logs/reference/upstream-10k/ reference/upstream-10k/
 # A message that suggests a command writes it as a `docker run` of ALLCONVNET_IMAGE.

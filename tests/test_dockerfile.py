@@ -854,9 +854,17 @@ def test_the_selfcheck_line_runs_in_both_images(parser, ngc_parser):
         files = image_files(dfp)
         # `-m tools.selfcheck` from WORKDIR /app, and the project modules it imports.
         assert {'tools/__init__.py', 'tools/selfcheck.py'} <= files, sorted(files)
-        for module in project_imports(os.path.join(ROOT, 'tools', 'selfcheck.py')):
+        # Every module it imports, and every module those import.
+        seen, todo = set(), ['tools.selfcheck']
+        while todo:
+            module = todo.pop()
             path = module.replace('.', '/')
             assert path + '.py' in files or path + '/__init__.py' in files, module
+            source = os.path.join(ROOT, path + '.py')
+            for name in project_imports(source) if os.path.isfile(source) else ():
+                if name not in seen:
+                    seen.add(name)
+                    todo.append(name)
 
 
 def image_files(dfp):

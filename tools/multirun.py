@@ -1,7 +1,7 @@
 """Several runs of a changed configuration judged together against a reference set.
 
 One run of a changed recipe is judged by the set's band, where one more healthy run lands
-with probability LEVEL at each epoch and metric (tools/curves.py). k runs carry more: their
+with probability LEVEL at each epoch and metric (tools/band.py). k runs carry more: their
 mean lies closer to the mean of their configuration, by sqrt(k). Two statistics, each with
 the false-fail rate of one run's band (at most 5% over the set's 5 epochs x 2 metrics):
 
@@ -13,13 +13,15 @@ the false-fail rate of one run's band (at most 5% over the set's 5 epochs x 2 me
   against the others, give the scores of healthy runs; the k runs' mean score is outside when
   it lies beyond mean +- t * sd * sqrt(1/k + 1/n) of theirs, at 1 - 0.05 / (2 x metrics).
 
-docs/curves.md has the table of what each catches with 1 and with 3 runs.
+docs/md has the table of what each catches with 1 and with 3 runs.
 """
 import math
 
-from tools import curves
+from tools.band import LEVEL, SET_METRICS, blow_up, left_plateau
+from tools.report import OUTSIDE, UNDECIDED, check_bands, compare, set_folder
+from tools.runs import CurvesError, as_history, load_references, runs_in
 
-# One family of checks per statistic: the per-epoch cells at curves.LEVEL each, or one score
+# One family of checks per statistic: the per-epoch cells at LEVEL each, or one score
 # per metric sharing this.
 FAMILY = 0.05
 
@@ -32,7 +34,7 @@ def t_quantile(df, level):
 def reports(runs, refs):
     """The compare() Reports of the runs against the set: (judged, stuck on the plateau the set
     left, blown up)."""
-    done = [curves.compare(r, refs, dict.fromkeys(curves.SET_METRICS)) for r in runs]
+    done = [compare(r, refs, dict.fromkeys(SET_METRICS)) for r in runs]
     blown = [r for r in done if r.blew_up is not None]
     stuck = [r for r in done if r.blew_up is None and r.undecided]
     return [r for r in done if r not in blown and r not in stuck], stuck, blown
@@ -43,7 +45,7 @@ def stuck_chance(stuck, k, refs):
     as these did, at the largest rate the set allows: the one-sided 95% upper bound on the
     share of its runs that never leave (none of n: 1 - 0.05^(1/n))."""
     n = len(refs)
-    never = sum(1 for r in refs if math.isinf(curves.left_plateau(r)))
+    never = sum(1 for r in refs if math.isinf(left_plateau(r)))
     p = 1 - 0.05 ** (1. / n) if not never else min(1., (never + 1.) / n)
     return sum(math.comb(k, i) * p ** i * (1 - p) ** (k - i) for i in range(stuck, k + 1)) \
         if hasattr(math, 'comb') else sum(
@@ -79,11 +81,11 @@ def per_epoch(done, n, metrics):
 def whole_curve(done, refs, metrics):
     """[(metric, the runs' mean score, the healthy range's centre, its half-width)] and whether
     all lie inside; the healthy scores are the set's runs judged each against the others."""
-    healthy = [r for r in refs if curves.blow_up(r) is None]
+    healthy = [r for r in refs if blow_up(r) is None]
     own = {m: [] for m in metrics}
     for i, ref in enumerate(healthy):
         others = [r for j, r in enumerate(refs) if r is not ref]
-        report = curves.compare(ref, others, dict.fromkeys(curves.SET_METRICS))
+        report = compare(ref, others, dict.fromkeys(SET_METRICS))
         for m in metrics:
             own[m].append(score(report, m))
     k, rows = len(done), []
@@ -97,19 +99,19 @@ def whole_curve(done, refs, metrics):
     return rows, all(abs(s - c) <= h for _, s, c, h in rows)
 
 
-def judge(runs, refs, metrics=curves.SET_METRICS):
+def judge(runs, refs, metrics=SET_METRICS):
     """{'per_epoch': (cells, inside), 'whole_curve': (rows, inside), 'blew_up': names, 'runs':
-    names, 'refs': Histories} for the runs judged together against the set: paths, or
-    Histories of this module's tools.curves."""
-    runs = [curves.as_history(r) for r in runs]
-    refs = [curves.as_history(r) for r in refs if not isinstance(r, str)] or \
-        curves.load_references(refs)
-    curves.check_bands(dict.fromkeys(metrics), refs, curves.LEVEL)
+    names, 'refs': Histories} for the runs judged together against the set (paths or
+    Histories)."""
+    runs = [as_history(r) for r in runs]
+    refs = [as_history(r) for r in refs if not isinstance(r, str)] or \
+        load_references(refs)
+    check_bands(dict.fromkeys(metrics), refs, LEVEL)
     done, stuck, blown = reports(runs, refs)
     k = len(done) + len(stuck)
     chance = stuck_chance(len(stuck), k, refs) if stuck else 1.
     if not done and not stuck:
-        raise curves.CurvesError('every run blew up: nothing to judge')
+        raise CurvesError('every run blew up: nothing to judge')
     # Runs that stay at chance decide alone when healthy ones would do so that rarely.
     caught = chance < FAMILY
     cells = per_epoch(done, len(refs), metrics) if done else ([], True)
@@ -126,7 +128,7 @@ def format_judgement(result):
     lines = ['runs:      %d judged together: %s' % (k, ', '.join(result['runs']) or 'none')]
     if result['blew_up']:
         lines.append('note:      left out, as they blew up: %s' % ', '.join(result['blew_up']))
-    lines.append('set:       %d runs  [%s]' % (len(refs), curves.set_folder(refs)))
+    lines.append('set:       %d runs  [%s]' % (len(refs), set_folder(refs)))
     names, chance = result['stuck']
     if names:
         lines.append('plateau:   %d run(s) never left the chance plateau that the set left (%s): '
@@ -135,7 +137,7 @@ def format_judgement(result):
                          if chance < FAMILY else ''))
     cells, inside = result['per_epoch']
     lines += ['', 'per epoch: the mean of the runs\' distances from the band\'s centre, within '
-              '+- t * s * sqrt(1/%d + 1/n) at %g each' % (k, curves.LEVEL)]
+              '+- t * s * sqrt(1/%d + 1/n) at %g each' % (k, LEVEL)]
     lines += ['  epoch %2d  %-8s %+.4f  within %.4f  %s' % (e, m, d, h, 'ok' if abs(d) <= h
                                                          else 'OUTSIDE')
               for e, m, d, h in cells]
@@ -149,31 +151,31 @@ def format_judgement(result):
     return '\n'.join(lines)
 
 
-# The changes of logs/reference/upstream-10k-changed, in docs/curves.md's order.
+# The changes of logs/reference/upstream-10k-changed, in docs/md's order.
 CHANGES = (('blog', 'the blog recipe (`--recipe blog`)'), ('labelnoise', '20% label noise'),
            ('lr3x', "a learning rate 3x the recipe's (`--lr 0.03`)"),
            ('noaug', 'no augmentation'), ('nodrop', 'dropout off'))
 
 
 def power_table(set_folder, changed_folder):
-    """docs/curves.md's table of what each change's runs are caught by, one run at a time and
+    """docs/md's table of what each change's runs are caught by, one run at a time and
     all together, as Markdown lines."""
     import os
-    refs = curves.load_references([set_folder])
+    refs = load_references([set_folder])
     lines = ['| change | runs (seeds) | 1 run, band: caught | 1 run, whole curve: caught | '
              'all runs together: per epoch | whole curve |', '|---|---|---|---|---|---|']
     for name, text in CHANGES:
-        runs = curves.runs_in(os.path.join(changed_folder, name))
-        singles = [(curves.compare(r, refs).exit_code, judge([r], refs)) for r in runs]
+        runs = runs_in(os.path.join(changed_folder, name))
+        singles = [(compare(r, refs).exit_code, judge([r], refs)) for r in runs]
         together = judge(runs, refs)
         stuck, chance = together['stuck']
-        undecided = sum(code == curves.UNDECIDED for code, _ in singles)
+        undecided = sum(code == UNDECIDED for code, _ in singles)
 
         def verdict(inside):
             return 'missed' if inside else '**caught**'
         lines.append('| %s | %d (%s) | %d of %d%s | %d of %d | %s%s | %s |' % (
             text, len(runs), ', '.join(os.path.basename(r).replace('seed-', '') for r in runs),
-            sum(code == curves.OUTSIDE for code, _ in singles), len(runs),
+            sum(code == OUTSIDE for code, _ in singles), len(runs),
             ' (%d undecided)' % undecided if undecided else '',
             sum(not result['whole_curve'][1] for _, result in singles), len(runs),
             verdict(together['per_epoch'][1]),
