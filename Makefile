@@ -57,14 +57,14 @@ docs: setup
 # or more, else the Dockerfile (also without a GPU); it prints which and why. DRY_RUN=1 only
 # prints, ARGS go to docker build.
 image:
-	tools/build_image.sh $(ARGS)
+	docker/build_image.sh $(ARGS)
 
 # The Docker image's install steps and first run (download from a loopback mirror), rehearsed
 # in a fresh Python 3.7 venv, and the NGC image's pip step resolved for Python 3.8 against
 # NVIDIA's kept versions (about 3 min, 550 MB).
 rehearse-image:
-	tools/rehearse_image.sh
+	docker/rehearse_image.sh
 
 # Regenerate the image's hash lock from requirements.txt (downloads about 450 MB).
 lock-image:
-	.venv/bin/python -m tools.lock_image_requirements
+	.venv/bin/python docker/lock_image_requirements.py

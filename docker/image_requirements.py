@@ -6,7 +6,7 @@ it is (the `tensorflow` wheel is CPU-only from 1.15.2 on; the GPU kernels are in
 `tensorflow-gpu` at the same version), so this module derives the image's list from it, and
 refuses a hash lock (docker/requirements-gpu.lock) whose pins are not exactly that list. Its
 callers share it, so that they cannot disagree: docker/install-requirements.sh at build time
-(and in the rehearsal), docker/ngc.Dockerfile, tools/lock_image_requirements.py when it writes
+(and in the rehearsal), docker/ngc.Dockerfile, docker/lock_image_requirements.py when it writes
 the locks, and tests/test_dockerfile.py.
 
 Standard library only, Python 3.5+: the image runs it with a bare venv, before pip installs
@@ -188,7 +188,7 @@ def main(argv):
         problems = disagreements(expected, lock)
         if problems:
             sys.stderr.write('%s does not match %s (with %s swapped for %s):\n  %s\n'
-                             'Regenerate it: make lock-image (tools/lock_image_requirements.py)\n'
+                             'Regenerate it: make lock-image (docker/lock_image_requirements.py)\n'
                              % (argv[2], argv[1], CPU_PACKAGE, GPU_PACKAGE,
                                 '\n  '.join(problems)))
             return 1

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the image's Python packages into a venv. The Dockerfile runs this file, and so does
-# tools/rehearse_image.sh on a development machine, so that the rehearsal runs the build's own
+# docker/rehearse_image.sh on a development machine, so that the rehearsal runs the build's own
 # pip commands rather than a copy of them.
 #
 #   install-requirements.sh VENV_PYTHON DIR

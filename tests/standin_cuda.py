@@ -1,5 +1,5 @@
 """A stand-in for NVIDIA's libcuda.so.1, compiled here with the machine's C compiler, so that
-the code that reads the GPUs from the driver (runkit/session.py, tools/build_image.sh) runs
+the code that reads the GPUs from the driver (runkit/session.py, docker/build_image.sh) runs
 for real on a machine without a GPU.
 
 It answers the five driver calls that code makes (cuInit, cuDeviceGetCount, cuDeviceGet,

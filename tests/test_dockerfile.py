@@ -4,7 +4,7 @@ No Docker engine runs where this project is built and tested, so this is what st
 change and a user's failed `docker build` or a container that writes its logs into the void.
 Two images: the main Dockerfile (tensorflow-gpu 1.15.5, CUDA 10.0) and docker/ngc.Dockerfile
 (NVIDIA's TF1 container, for Ampere and Hopper). Offline; seconds, plus the suite's shared
-synthetic CIFAR-10 fixture for the bake tests. tools/rehearse_image.sh rehearses the install
+synthetic CIFAR-10 fixture for the bake tests. docker/rehearse_image.sh rehearses the install
 and a first run separately (network, minutes).
 """
 import glob
@@ -651,7 +651,7 @@ def test_dockerignore_sends_only_what_the_dockerfile_copies(dockerfile):
         assert ignored(REFERENCE_SET + '/' + name), name
     for path in ('.venv/bin/python', 'logs/run/history.csv', '.git/HEAD', 'tests/conftest.py',
                  'docs/docker.md', 'tools/blog_diff.py', 'runkit/__pycache__/cli.cpython-37.pyc',
-                 'logs/reference/upstream-50k/history.csv', 'tools/build_image.sh'):
+                 'logs/reference/upstream-50k/history.csv', 'docker/build_image.sh'):
         assert ignored(path), path
 
 
@@ -696,7 +696,7 @@ def test_bake_script_default_only_makes_the_cache_folder(parser, tmp_path):
 
 def test_scripts_parse():
     for shell, script in (('sh', 'docker/install-requirements.sh'),
-                          ('bash', 'tools/rehearse_image.sh')):
+                          ('bash', 'docker/rehearse_image.sh')):
         result = subprocess.run([shell, '-n', os.path.join(ROOT, script)],
                                 stderr=subprocess.PIPE, universal_newlines=True)
         assert result.returncode == 0, (script, result.stderr)
@@ -931,7 +931,7 @@ def test_the_reference_set_has_what_the_image_copies():
 # make image ---------------------------------------------------------------------------------
 
 def build_image(tmp_path, smi=None, gpus=None):
-    """tools/build_image.sh with DRY_RUN=1 on a host whose nvidia-smi prints `smi` (None: one
+    """docker/build_image.sh with DRY_RUN=1 on a host whose nvidia-smi prints `smi` (None: one
     too old for compute_cap, as drivers before 510) and whose libcuda.so.1 shows `gpus`
     ("name=major.minor;...", the stand-in; None: no driver); (exit code, stdout)."""
     import standin_cuda
@@ -949,7 +949,7 @@ def build_image(tmp_path, smi=None, gpus=None):
     if gpus is not None:
         env.update(LD_LIBRARY_PATH=standin_cuda.build(str(tmp_path / 'lib')),
                    STANDIN_CUDA_GPUS=gpus)
-    run = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'build_image.sh')], env=env,
+    run = subprocess.run(['bash', os.path.join(ROOT, 'docker', 'build_image.sh')], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=60)
     return run.returncode, run.stdout
@@ -971,4 +971,4 @@ def test_make_image_picks_the_dockerfile_by_compute_capability(tmp_path):
     # No GPU seen at all: the CUDA 10 image, saying so.
     code, out = build_image(tmp_path)
     assert code == 0 and out.startswith('make image: Dockerfile: no GPU seen'), out
-    assert re.search(r'^image:\n\ttools/build_image\.sh ', read('Makefile'), re.M)
+    assert re.search(r'^image:\n\tdocker/build_image\.sh ', read('Makefile'), re.M)

@@ -10,7 +10,7 @@
 # tensorflow-gpu imports without CUDA and finds no GPU here, so what runs is the image's CPU
 # path.
 #
-#   tools/rehearse_image.sh            (KEEP=1 keeps the work folder; PYTHON37=... picks Python)
+#   docker/rehearse_image.sh            (KEEP=1 keeps the work folder; PYTHON37=... picks Python)
 #
 # What it cannot rehearse: the base image, apt, Ubuntu's python3.7 and its pip 9 bootstrap,
 # the user and file permissions, and anything on a GPU (docs/docker.md, "What was verified").

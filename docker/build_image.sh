@@ -5,7 +5,7 @@
 # more picks docker/ngc.Dockerfile (NVIDIA's TF1 build); older GPUs, or none seen, the
 # Dockerfile (docs/docker.md, "GPUs: what to expect").
 #
-#   tools/build_image.sh [docker build arguments...]   (DRY_RUN=1 prints only; IMAGE=tag)
+#   docker/build_image.sh [docker build arguments...]   (DRY_RUN=1 prints only; IMAGE=tag)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
