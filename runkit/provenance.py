@@ -33,22 +33,30 @@ def versions():
             'pandas': pandas.__version__, 'h5py': h5py.__version__}
 
 
+def cpuinfo(path='/proc/cpuinfo'):
+    """The first processor's fields in /proc/cpuinfo; {} where there is none."""
+    fields = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(':')
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
 def machine(details=False):
     """The CPU's model name, the cores this process may use and the platform; with `details`,
     also the CPU's MHz and instruction-set flags, which a peak FLOP/s needs and run.json not."""
-    cpuinfo = {}
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                cpuinfo.setdefault(key.strip(), value.strip())  # the first processor's
-    except OSError:
-        pass
+    fields = cpuinfo()
     # The affinity mask, not the machine's count: TensorFlow sizes its thread pools from it.
     cores = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else range(os.cpu_count())
-    info = {'cpu': cpuinfo.get('model name', platform.processor()), 'cores': len(cores),
+    info = {'cpu': fields.get('model name', platform.processor()), 'cores': len(cores),
             'platform': platform.platform()}
     if details:
-        info['mhz'] = float(cpuinfo['cpu MHz']) if 'cpu MHz' in cpuinfo else None
-        info['flags'] = cpuinfo.get('flags', '').split()
+        info['mhz'] = float(fields['cpu MHz']) if 'cpu MHz' in fields else None
+        info['flags'] = fields.get('flags', '').split()
     return info

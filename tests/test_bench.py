@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from runkit import provenance
 from tools import bench
 
 
@@ -55,7 +56,7 @@ def cpu(tmp_path, vendor, family, model, flags):
             % (vendor, family, model, ' '.join(flags)))
     path = tmp_path / 'cpuinfo'
     path.write_text(text % 0 + text.replace(vendor, 'second') % 1)
-    fields = bench.cpuinfo(str(path))
+    fields = provenance.cpuinfo(str(path))
     assert fields['vendor_id'] == vendor and fields['flags'].split() == flags
     return bench.core_of(fields)
 
@@ -170,7 +171,7 @@ def test_a_run_reports_each_case_and_survives_a_broken_build(tmp_path, capsys):
     assert failed['error'].startswith('case') and 'images_per_s' not in failed
     assert report['builds'][own]['versions']['keras'] == '1.2.2'
     assert report['machine']['cpu'] in md and report['machine']['cores'] >= 1
-    assert report['machine']['core'] == bench.core_of(bench.cpuinfo())
+    assert report['machine']['core'] == bench.core_of(provenance.cpuinfo())
     assert "| allconvnet.py --jit off | %s | allconvnet.py's session: " % own in md
     assert "| broken | allconvnet.py's session |  | 32 | failed: case" in md
     assert 'allconvnet.py --jit off' in printed.out and 'Wrote' in printed.out

@@ -70,21 +70,6 @@ PER_CYCLE = {
 }
 
 
-def cpuinfo(path='/proc/cpuinfo'):
-    """The first processor's fields in /proc/cpuinfo; {} where there is none."""
-    fields = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(':')
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def core_of(fields):
     """The core's name from /proc/cpuinfo's vendor_id, cpu family and model, or None."""
     try:
@@ -241,7 +226,7 @@ def summarize(results):
 
 
 def report_of(cases, settings, started, command):
-    from runkit.provenance import machine  # here, not above: it imports numpy and pandas
+    from runkit.provenance import cpuinfo, machine  # here, not above: numpy and pandas
     info = dict(machine(details=True), core=core_of(cpuinfo()))
     peak, per_cycle, isa = peak_gflops(info)
     builds = {c['build']: c['results'][-1]['build'] for c in cases if c['results']}
