@@ -15,12 +15,11 @@ import os
 import sys
 
 import numpy as np
-import pandas
 
 import predict
 from runkit.argtypes import Parser, positive_int
 from runkit.errors import Refused, exit_code, prepare, say
-from runkit.logdir import HISTORY
+from tools.runs import load_history, require_columns
 
 PROG = 'python -m tools.predict_accuracy'
 
@@ -54,8 +53,9 @@ def main(argv=None):
         spec, note = predict.read_preprocessing(logdir)
         if note:
             say(PROG, 'note', note)
-        history = pandas.read_csv(os.path.join(args.run, HISTORY), index_col='epoch')
-        val_accs = history['val_acc']
+        history = load_history(args.run)
+        require_columns(history, ['val_acc'])
+        val_accs = history.frame['val_acc']
         # The checkpoint is only replaced on a strictly higher val_acc: idxmax keeps the first.
         epoch, val_acc = val_accs.idxmax(), val_accs.max()
         model = predict.load_checkpoint(weights)
