@@ -40,7 +40,7 @@ kill-matrix:
 	cd tests && ../$(TEST_VENV)/bin/python kill_matrix.py
 
 # Every entry point under closed streams, limits, odd ~/.keras, neighbours and planted links
-# (docs/failures.md); about 10 minutes, the fast cases are in `make test`.
+# (docs/failures.md); about 5 minutes on 2 cores, the fast cases are in `make test`.
 surroundings:
 	VENV=$(TEST_VENV) TF_BUILD=$(TEST_BUILD) ./setup.sh requirements-test.txt
 	cd tests && ../$(TEST_VENV)/bin/python surroundings.py

@@ -2,7 +2,7 @@
 streams, resource limits, another Keras's ~/.keras, a neighbour, an odd working folder, links
 planted in LOGDIR.
 
-    make surroundings        (every case, about 10 minutes on 2 cores; not part of `make test`)
+    make surroundings        (every case, about 5 minutes on 2 cores; not part of `make test`)
     cd tests && ../.venv-test-stock/bin/python surroundings.py allconvnet.py 'pipe closes'
 
 tests/test_surroundings.py runs the FAST cases in the suite. Each case runs the real program in
