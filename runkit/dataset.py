@@ -21,7 +21,6 @@ whose MD5 the user set could otherwise write anywhere the user can.
 import argparse
 import contextlib
 import errno
-import fcntl
 import http.client
 import os
 import re
@@ -41,7 +40,8 @@ import numpy as np
 
 from runkit.argtypes import Parser
 from runkit.errors import Interrupted, Refused, WriteFailed, exit_code, prepare
-from runkit.files import DIR_MODE, MODE, NOFOLLOW, digest, make_folders
+from runkit.files import (DIR_MODE, MODE, digest, lock_file, make_folders, open_folder,
+                          unlock_file)
 
 NAME = 'cifar-10-batches-py'
 # The CIFAR-10 page's "CIFAR-10 python version" and the MD5 it publishes (170,498,071 bytes).
@@ -230,45 +230,33 @@ def settings(url=None, md5=None):
 
 @contextlib.contextmanager
 def cache_lock(datadir):
-    """The cache to this process alone: an flock on datadir/LOCK, waited for (with a line
-    saying so) while another process fetches; what a killed fetch left is then removed. The
-    lock file goes when it is released: whoever opened it before finds another inode there,
-    or none, and locks anew."""
-    path = os.path.join(datadir, LOCK)
-    for _ in range(100):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | NOFOLLOW, 0o644)
-        except OSError as e:
-            raise DatasetError('cannot open %s: %s%s' % (path, e.strerror, '; it is a symbolic '
-                               'link: remove it' if e.errno == errno.ELOOP else '')) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors='replace').strip() or 'another process'
-            print('Waiting for PID %s, which is fetching CIFAR-10 into %s' % (holder, datadir))
-            sys.stdout.flush()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    else:
-        raise DatasetError('cannot lock %s: it keeps changing' % path)
+    """The cache to this process alone: an flock on datadir/LOCK (files.lock_file), waited for
+    with a line saying so while another process fetches; what a killed fetch left is then
+    removed."""
+    def say_wait(holder):
+        print('Waiting for PID %s, which is fetching CIFAR-10 into %s'
+              % (holder or 'of another process', datadir))
+        sys.stdout.flush()
+    folder = fd = None
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, b'%d\n' % os.getpid())
+        folder = open_folder(datadir)
+        fd = lock_file(folder, LOCK, os.path.join(datadir, LOCK), wait=say_wait)
         for name in os.listdir(datadir):
             if LEFTOVERS.match(name):
                 shutil.rmtree(os.path.join(datadir, name), ignore_errors=True)
                 if os.path.lexists(os.path.join(datadir, name)):
                     os.remove(os.path.join(datadir, name))
         yield
+    except OSError as e:
+        if fd is not None:
+            raise  # from the work under the lock, which says what it was
+        raise DatasetError('cannot lock the CIFAR-10 cache %s: %s'
+                           % (datadir, e.strerror)) from None
     finally:
-        with contextlib.suppress(OSError):
-            os.remove(path)
-        os.close(fd)
+        if fd is not None:
+            unlock_file(folder, LOCK, fd)
+        if folder is not None:
+            os.close(folder)
 
 
 def ensure(url=None, md5=None):

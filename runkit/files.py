@@ -13,6 +13,7 @@ libhdf5 crashes the process (exit 139) once a write to its open file has failed,
 """
 import binascii
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -49,6 +50,67 @@ def make_folders(path, made):
     for folder in reversed(missing):
         os.mkdir(folder)
         made.append(folder)
+
+
+class Busy(Exception):
+    """lock_file's lock is held by another process; `holder` is the PID it wrote, or None."""
+
+    def __init__(self, holder):
+        super().__init__(holder)
+        self.holder = holder
+
+
+def lock_file(dir_fd, name, shown, wait=None):
+    """An flock held on `name` in the folder `dir_fd`, as the descriptor, with this process's
+    PID written in it. A held lock raises Busy, or with `wait` calls wait(holder) and waits.
+    The holder removes the file when it lets go, so whoever opened it before locks an inode
+    that is no longer there: it finds that out and locks anew. Refused for a link or anything
+    but a regular file at `name`; OSError where the folder cannot be written."""
+    for _ in range(100):
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | NOFOLLOW, 0o644,
+                         dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise Refused('%s is a symbolic link, which is never written through: remove '
+                              'it' % shown) from None
+            raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise Refused('%s is not a regular file: remove it' % shown)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = os.read(fd, 32).decode(errors='replace').strip() or None
+                if wait is None:
+                    raise Busy(holder) from None
+                wait(holder)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino == \
+                    os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, b'%d\n' % os.getpid())
+                return fd
+            os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+    raise Refused('cannot lock %s: it keeps changing' % shown)
+
+
+def unlock_file(dir_fd, name, fd):
+    """Let go of lock_file's lock: the file goes first, then the lock."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def open_folder(folder):

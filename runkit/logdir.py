@@ -9,10 +9,8 @@ and left nothing in is removed again. Every file is written whole, and history.c
 fsynced row per finished epoch, so a crash loses at most the epoch that was running.
 """
 import errno
-import fcntl
 import os
 import re
-import stat
 
 from runkit import errors, files
 from runkit.errors import Refused, WriteFailed
@@ -147,46 +145,14 @@ class Logdir:
 
     def lock(self):
         """Hold LOGDIR/.lock, or Refused naming the process that holds it."""
-        shown = self.file(LOCK)
-        for _ in range(3):
-            try:
-                fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | files.NOFOLLOW,
-                             0o644, dir_fd=self.folder())
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise Refused('%s is a symbolic link; a run never writes through one: '
-                                  'remove it' % shown) from None
-                raise Refused('cannot write to --logdir %s: %s' % (self.path, e.strerror)) from None
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise Refused('%s is not a regular file: remove it' % shown)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                holder = os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
-                os.close(fd)
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise Refused('cannot lock --logdir %s: %s' % (self.path, e.strerror)) from None
-                raise Refused('%s is in use by a run that is still going (PID %s): wait for it '
-                              'to end, stop it, or choose another --logdir' % (self.path, holder))
-            # The holder before us may have removed the file after we opened it: lock anew.
-            try:
-                same = os.stat(LOCK, dir_fd=self.folder(),
-                               follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        else:
-            raise Refused('cannot lock --logdir %s: its lock file keeps changing' % self.path)
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, b'%d\n' % os.getpid())
+            self.lock_fd = files.lock_file(self.folder(), LOCK, self.file(LOCK))
+        except files.Busy as e:
+            raise Refused('%s is in use by a run that is still going (PID %s): wait for it to '
+                          'end, stop it, or choose another --logdir'
+                          % (self.path, e.holder or 'unknown')) from None
         except OSError as e:
-            os.close(fd)
             raise Refused('cannot write to --logdir %s: %s' % (self.path, e.strerror)) from None
-        self.lock_fd = fd
         errors.on_exit(self.release)
         errors.traceback_goes_to(self)
 
@@ -200,21 +166,18 @@ class Logdir:
                     pass
 
     def release(self):
-        """At exit: the lock goes, and so do the folders this run created if it left nothing.
-        (Whoever opened the lock file before it went finds another inode there and locks
-        anew, in lock().)"""
+        """At exit: the lock goes, and so do the folders this run created if it left nothing."""
         if self.lock_fd is None:
             return
-        try:
-            self.remove(LOCK)
-            if not self.files():
-                for folder in reversed(self.created):
-                    os.rmdir(folder)  # fails, and stops, at a folder that is not empty
-        except OSError:
-            pass
-        os.close(self.lock_fd)
+        files.unlock_file(self.folder(), LOCK, self.lock_fd)
         self.lock_fd = None
         errors.traceback_goes_to(None)
+        if not self.files():
+            for folder in reversed(self.created):
+                try:
+                    os.rmdir(folder)  # fails, and stops, at a folder that is not empty
+                except OSError:
+                    break
 
 
 def describe(logdir, names):
