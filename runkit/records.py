@@ -70,7 +70,6 @@ OPTIMIZER_NOTES = {
     False: "the recipe's SGD object; lr is the starting rate of any lr_schedule"}
 
 
-
 def draw_curves(logdir, run=None):
     # Every run leaves curves.png beside its history; a failed plot is only a warning.
     if logdir.exists(HISTORY):
