@@ -71,7 +71,8 @@ def test_refused_connection_names_the_manual_route(empty_home, refused_url):
         dataset.ensure(refused_url)
     message = str(e.value)
     assert 'cannot reach %s' % refused_url in message and 'Connection refused' in message
-    assert 'save cifar-10-python.tar.gz' in message and '(that name: Keras 1.2.2 looks for it)' in message
+    assert 'save cifar-10-python.tar.gz' in message
+    assert '(that name: Keras 1.2.2 looks for it)' in message
     assert str(empty_home / '.keras' / 'datasets' / 'cifar-10-batches-py.tar.gz') in message
     assert left_behind(empty_home) == []
 

@@ -165,7 +165,8 @@ def test_flag_values(capsys, until_gpus, monkeypatch, argv):
 
 
 @FUZZ
-@given(url=st.one_of(st.none(), st.text(max_size=40)), md5=st.one_of(st.none(), st.text(max_size=40)))
+@given(url=st.one_of(st.none(), st.text(max_size=40)),
+       md5=st.one_of(st.none(), st.text(max_size=40)))
 def test_download_settings(capsys, cifar_home, monkeypatch, url, md5):
     # With the cache in place nothing is downloaded: the settings are judged, not used.
     monkeypatch.setenv('HOME', cifar_home)

@@ -35,8 +35,8 @@ from tools.band import (BLOWN_UP, IMAGES, LEVEL, MIN_SET_RUNS, PLATEAU_EXIT,  # 
                         image_count, left_plateau, reference_values, run_alignment,
                         set_alignment)
 from tools.report import (DEFAULT_TOL, INSIDE, MAX_ROWS, NOT_ENOUGH, OUTSIDE,  # noqa: F401
-                          UNDECIDED, USAGE, Report, check_bands, compare, differences, format_report,
-                          set_folder, settings)
+                          UNDECIDED, USAGE, Report, check_bands, compare, differences,
+                          format_report, set_folder, settings)
 from tools.runs import (METRICS, CurvesError, History, as_history, epoch_ranges,  # noqa: F401
                         load_history, load_references, require_columns, runs_in)
 
