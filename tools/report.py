@@ -320,10 +320,7 @@ def table_lines(report, rows, digits):
     table = report.table.loc[rows]
     show['band'] = ['plateau' if p else 'no band' if not j else 'ok' if ok else 'OUT'
                     for p, j, ok in zip(table['plateau'], table['judged'], table['ok'])]
-    show = show.reset_index().astype(str)
-    widths = [max([len(c)] + [len(v) for v in show[c]]) for c in show.columns]
-    text = [' '.join(str(v).rjust(w + 1) for v, w in zip(row, widths))
-            for row in [list(show.columns)] + show.values.tolist()]
+    text = show.reset_index().astype(str).to_string(index=False).splitlines()
     lines, shared = [text[0]], report.shared
     for previous, epoch, line in zip([None] + rows, rows, text[1:]):
         if previous is not None and shared.index(epoch) != shared.index(previous) + 1:
