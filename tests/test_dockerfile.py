@@ -1,17 +1,24 @@
-"""Static checks of the Docker images: hadolint, and the Dockerfiles' structure against the code.
+"""Checks of the Docker images: hadolint, and properties of the Dockerfiles against the code.
 
 No Docker engine runs where this project is built and tested, so this is what stands between a
 change and a user's failed `docker build` or a container that writes its logs into the void.
 Two images: the main Dockerfile (tensorflow-gpu 1.15.5, CUDA 10.0) and docker/ngc.Dockerfile
-(NVIDIA's TF1 container, for Ampere and Hopper). Offline; seconds, plus the suite's shared
-synthetic CIFAR-10 fixture for the bake tests. docker/rehearse_image.sh rehearses the install
-and a first run separately (network, minutes).
+(NVIDIA's TF1 container, for Ampere and Hopper); what both must do is checked on both. The tests
+state properties (pins from requirements.txt, a non-root user, volumes where the code writes,
+the modules the entrypoints import copied), not the Dockerfiles' text, and run the code the
+images run: the bake script, docker/image_requirements.py, `make image`'s choice. Offline;
+seconds, plus the suite's shared synthetic CIFAR-10 fixture for the bake tests.
+docker/rehearse_image.sh rehearses the install and a first run separately (network, minutes).
 """
+import ast
+import fnmatch
+import functools
 import glob
 import importlib.util
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -19,7 +26,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT
 
 
 def docker_module(name):
@@ -32,14 +39,14 @@ def docker_module(name):
 
 ir = docker_module('image_requirements')
 
-DOCKERFILE = os.path.join(ROOT, 'Dockerfile')
-NGC_DOCKERFILE = os.path.join(ROOT, 'docker', 'ngc.Dockerfile')
+DOCKERFILES = {'main': os.path.join(ROOT, 'Dockerfile'),
+               'ngc': os.path.join(ROOT, 'docker', 'ngc.Dockerfile')}
 HADOLINT_CONFIG = os.path.join(ROOT, '.hadolint.yaml')
-# The self-check's reference set (issue 20) and what of it the images carry.
+# The self-check's reference set (issue 20).
 REFERENCE_SET = 'logs/reference/upstream-10k'
-REFERENCE_SENT = ('README.md', 'seed-1/history.csv', 'seed-1/run.json', 'seed-1/command.txt')
 # NVIDIA deleted these from Docker Hub in 2023 (NVIDIA/nvidia-docker#1768, #1790).
 DELETED_BASE = re.compile(r'^(docker\.io/)?nvidia/cuda:(9|10)\.')
+both = pytest.mark.parametrize('which', sorted(DOCKERFILES))
 
 
 def read(*parts):
@@ -47,91 +54,149 @@ def read(*parts):
         return f.read()
 
 
-@pytest.fixture(scope='module')
-def parser():
-    return DockerfileParser(DOCKERFILE, cache_content=True)
+@functools.lru_cache(maxsize=None)
+def parse(which):
+    return DockerfileParser(DOCKERFILES[which], cache_content=True)
 
 
-@pytest.fixture(scope='module')
-def ngc_parser():
-    return DockerfileParser(NGC_DOCKERFILE, cache_content=True)
-
-
-def all_dockerfiles():
-    """Every Dockerfile in the repository, wherever it sits and whatever its suffix."""
-    found = set()
-    for pattern in ('**/Dockerfile', '**/Dockerfile.*', '**/*.Dockerfile', '**/*.dockerfile'):
-        found.update(glob.glob(os.path.join(ROOT, pattern), recursive=True))
-    skip = (os.sep + '.venv' + os.sep, os.sep + '.git' + os.sep, os.sep + 'logs' + os.sep)
-    return sorted(f for f in found if not any(part in f for part in skip))
-
-
-def stages(parser):
+def stages(dfp):
     """[(stage name or None, [instruction dicts with 'args' and 'envs' resolved])]."""
     result = []
-    for instr, context in zip(parser.structure, parser.context_structure):
+    for instr, context in zip(dfp.structure, dfp.context_structure):
         instr = dict(instr, args=context.args, envs=context.envs)
         if instr['instruction'] == 'FROM':
             words = instr['value'].split()
-            name = words[2] if len(words) == 3 and words[1].upper() == 'AS' else None
-            result.append((name, [instr]))
+            result.append((words[2] if len(words) == 3 else None, [instr]))
         elif result:
             result[-1][1].append(instr)
     return result
 
 
-def final_stage(parser):
-    return stages(parser)[-1][1]
+def final_stage(dfp):
+    return stages(dfp)[-1][1]
 
 
-def stage(parser, name):
-    return dict(stages(parser))[name]
-
-
-def expand(value, variables):
-    return re.sub(r'\$\{?(\w+)\}?', lambda m: variables.get(m.group(1), m.group(0)), value)
+def lineage(dfp):
+    """The final image's instructions: those of the stages it builds on, then its own."""
+    named, chain = dict(stages(dfp)), final_stage(dfp)
+    while chain[0]['value'].split()[0] in named:
+        chain = named[chain[0]['value'].split()[0]] + chain
+    return chain
 
 
 def values(instructions, name):
     return [i for i in instructions if i['instruction'] == name]
 
 
-def env_of(parser, index=-1):
-    """The ENV a stage ends with, including what it inherits from the stage it builds on."""
-    all_stages = stages(parser)
-    index = index % len(all_stages)
-    parent = expand(all_stages[index][1][0]['value'].split()[0], global_args(parser))
-    inherited = {}
-    for position, (other, _) in enumerate(all_stages[:index]):
-        if other == parent:
-            inherited = env_of(parser, position)
-    own = values(all_stages[index][1], 'ENV')
-    return dict(inherited, **(own[-1]['envs'] if own else {}))
+def env_of(dfp):
+    """The final image's ENV, as far as the Dockerfile sets it."""
+    env = {}
+    for instr in values(lineage(dfp), 'ENV'):
+        env.update(instr['envs'])
+    return env
 
 
-def global_args(parser):
-    """The ARGs declared before the first FROM, with their defaults."""
-    found = {}
-    for instr in parser.structure:
-        if instr['instruction'] == 'FROM':
-            break
-        if instr['instruction'] == 'ARG':
-            name, _, value = instr['value'].partition('=')
-            found[name.strip()] = value.strip()
-    return found
-
-
-def defaults(parser):
+def defaults(dfp):
     """Every ARG default in a Dockerfile, global or in a stage: {name: [values]}."""
     found = {}
-    for instr in parser.structure:
+    for instr in dfp.structure:
         if instr['instruction'] == 'ARG' and '=' in instr['value']:
             name, _, value = instr['value'].partition('=')
             found.setdefault(name.strip(), []).append(value.strip().strip('"\''))
     return found
 
 
-# hadolint ---------------------------------------------------------------------------------
+def exec_form(dfp, instruction):
+    return json.loads(values(final_stage(dfp), instruction)[-1]['value'])
+
+
+def expand(value, variables):
+    return re.sub(r'\$\{?(\w+)\}?', lambda m: variables[m.group(1)], value)
+
+
+def resolved_user(instructions):
+    user = values(instructions, 'USER')[-1]
+    return expand(user['value'], user['args'])
+
+
+def useradd(dfp):
+    """The RUN that creates the image's user and its mount points, split at &&."""
+    run = next(i for i in values(lineage(dfp), 'RUN') if 'useradd' in i['value'])
+    return run, [step.strip() for step in ' '.join(run['value'].split()).split('&&')]
+
+
+def mount_points(dfp):
+    """What the image makes for mounting: the VOLUMEs and the mkdir'd cache folders."""
+    mkdir = next(s for s in useradd(dfp)[1] if s.startswith('mkdir -p '))
+    return set(exec_form(dfp, 'VOLUME')) | set(mkdir.split()[2:])
+
+
+def image_datadir(dfp, tmp_path, monkeypatch):
+    """Where runkit.dataset (Keras 1.2.2's rule) looks for CIFAR-10 in the image: its cache_dir()
+    under a HOME whose ~/.keras is writable, as the image's is, moved to the image's HOME."""
+    from runkit import dataset
+    home = tmp_path / 'h'
+    (home / '.keras').mkdir(parents=True)
+    monkeypatch.setenv('HOME', str(home))
+    return os.path.join(env_of(dfp)['HOME'], os.path.relpath(dataset.cache_dir(), str(home)))
+
+
+def copies(instructions):
+    """[(sources, destination)] of the COPY lines that copy from the build context."""
+    found = []
+    for instr in values(instructions, 'COPY'):
+        words = instr['value'].split()
+        if not any(w.startswith('--from') for w in words):
+            found.append(([w for w in words[:-1] if not w.startswith('--')], words[-1]))
+    return found
+
+
+def copied_to(instructions):
+    """Where in the image those COPY lines put each source."""
+    return {os.path.join(dest, os.path.basename(s.rstrip('/')))
+            for sources, dest in copies(instructions) for s in sources}
+
+
+def code_copies(dfp):
+    """The final stage's COPY lines after WORKDIR /app: the code."""
+    final = final_stage(dfp)
+    return copies(final[max(n for n, i in enumerate(final) if i['instruction'] == 'WORKDIR'):])
+
+
+def image_files(dfp):
+    """The repository files the final stage copies under WORKDIR /app, as repository paths."""
+    files = set()
+    for sources, _ in code_copies(dfp):
+        for source in sources:
+            for base, _, names in os.walk(os.path.join(ROOT, source)):
+                files.update(os.path.relpath(os.path.join(base, n), ROOT) for n in names)
+            files.update([source] if not source.endswith('/') else [])
+    return files
+
+
+@functools.lru_cache(maxsize=None)
+def module_closure(module):
+    """Repository paths of `module`, the packages it is in and every project module they import,
+    transitively."""
+    paths, todo = set(), [module]
+    while todo:
+        parts = todo.pop().split('.')
+        for n in range(1, len(parts) + 1):
+            base = os.path.join(*parts[:n])
+            path = base + '.py' if os.path.isfile(os.path.join(ROOT, base + '.py')) else \
+                os.path.join(base, '__init__.py')
+            if path in paths or not os.path.isfile(os.path.join(ROOT, path)):
+                continue
+            paths.add(path)
+            for node in ast.walk(ast.parse(read(path))):
+                if isinstance(node, ast.Import):
+                    todo += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    todo += [node.module] + ['%s.%s' % (node.module, a.name) for a in node.names]
+    return frozenset(paths)
+
+
+# hadolint and the static checks -----------------------------------------------------------
 
 def hadolint(*args, stdin=None):
     binary = os.path.join(os.path.dirname(sys.executable), 'hadolint')
@@ -143,31 +208,29 @@ def hadolint(*args, stdin=None):
 
 
 def test_every_dockerfile_is_checked_here():
-    assert all_dockerfiles() == sorted([DOCKERFILE, NGC_DOCKERFILE])
+    found = set()
+    for pattern in ('**/Dockerfile', '**/Dockerfile.*', '**/*.Dockerfile', '**/*.dockerfile'):
+        found.update(glob.glob(os.path.join(ROOT, pattern), recursive=True))
+    skip = (os.sep + '.venv' + os.sep, os.sep + '.git' + os.sep, os.sep + 'logs' + os.sep)
+    assert sorted(f for f in found if not any(s in f for s in skip)) == sorted(DOCKERFILES.values())
 
 
-@pytest.mark.parametrize('dockerfile', [DOCKERFILE, NGC_DOCKERFILE])
-def test_hadolint_passes_at_the_strictest_threshold(dockerfile):
-    result = hadolint(dockerfile)
+@both
+def test_hadolint_passes_at_the_strictest_threshold(which):
+    result = hadolint(DOCKERFILES[which])
     assert result.returncode == 0 and result.stdout.strip() == '', result.stdout
 
 
-def test_hadolint_config_is_in_force():
+def test_hadolint_config_is_in_force_and_its_ignored_rules_have_reasons():
     # A Dockerfile with known faults must fail under the same config, inline pragma or not:
     # proves the config is read, the threshold bites and ignore pragmas are refused.
-    bad = ('FROM ubuntu:latest\n'
-           '# hadolint ignore=DL3008\n'
-           'RUN apt-get update && apt-get install -y --no-install-recommends curl '
-           '&& rm -rf /var/lib/apt/lists/*\n')
+    bad = ('FROM ubuntu:latest\n# hadolint ignore=DL3008\nRUN apt-get update && apt-get install '
+           '-y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*\n')
     result = hadolint('-', stdin=bad)
     assert result.returncode != 0
     assert 'DL3007' in result.stdout and 'DL3008' in result.stdout, result.stdout
-
-
-def test_hadolint_config_threshold_and_ignored_rules_have_reasons():
     config = yaml.safe_load(read('.hadolint.yaml'))
-    assert config['failure-threshold'] == 'style'
-    assert config['disable-ignore-pragma'] is True
+    assert config['failure-threshold'] == 'style' and config['disable-ignore-pragma'] is True
     lines = read('.hadolint.yaml').splitlines()
     for rule in config.get('ignored') or []:
         at = next(n for n, line in enumerate(lines) if re.match(r'\s*-\s*%s\b' % rule, line))
@@ -176,20 +239,85 @@ def test_hadolint_config_threshold_and_ignored_rules_have_reasons():
             'ignored rule %s needs a comment line above it saying why' % rule)
 
 
-# The base images --------------------------------------------------------------------------
+def test_scripts_parse():
+    for shell, script in (('sh', 'install-requirements.sh'), ('bash', 'rehearse_image.sh'),
+                          ('bash', 'build_image.sh')):
+        result = subprocess.run([shell, '-n', os.path.join(ROOT, 'docker', script)],
+                                stderr=subprocess.PIPE, universal_newlines=True)
+        assert result.returncode == 0, (script, result.stderr)
 
-def test_default_base_is_the_tensorflow_projects_cuda10_image(parser):
-    assert global_args(parser)['BASE_IMAGE'] == 'tensorflow/tensorflow:1.15.5-gpu-py3'
-    assert expand(stage(parser, 'runtime')[0]['value'].split()[0], global_args(parser)) == \
-        'tensorflow/tensorflow:1.15.5-gpu-py3'
-    # Images named by tag, never `latest`; stages after `runtime` build on earlier stages.
-    names = [name for name, _ in stages(parser)]
-    for position, parent in enumerate(parser.parent_images):
-        if names[position] in ('cuda10-apt', 'runtime'):
-            name, _, tag = parent.partition('@')[0].rpartition(':')
-            assert name and tag and tag != 'latest', parent
-        else:
-            assert parent in names[:position], parent
+
+@both
+def test_dockerignore_sends_only_what_the_dockerfile_copies(which):
+    rules = [line.strip() for line in read('.dockerignore').splitlines()
+             if line.strip() and not line.startswith('#')]
+
+    def ignored(path):
+        result, parts = False, path.split('/')
+        for rule in rules:
+            pattern = rule.lstrip('!').rstrip('/')
+            if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace('**/', ''))
+                   for p in ('/'.join(parts[:n]) for n in range(1, len(parts) + 1))):
+                result = not rule.startswith('!')
+        return result
+
+    sources = [s for stage in stages(parse(which)) for srcs, _ in copies(stage[1]) for s in srcs]
+    assert REFERENCE_SET + '/' in sources
+    for source in sources:
+        if source != REFERENCE_SET + '/':
+            assert not ignored(source + ('x.py' if source.endswith('/') else '')), source
+    # The reference set: its README and each seed's text files, which exist, and no plots or
+    # weights that a run left beside them.
+    seeds = sorted(glob.glob(os.path.join(ROOT, REFERENCE_SET, 'seed-*')))
+    assert len(seeds) >= 5 and not ignored(REFERENCE_SET + '/README.md'), seeds
+    for path in (os.path.join(seed, name) for seed in seeds
+                 for name in ('history.csv', 'run.json', 'command.txt')):
+        assert os.path.isfile(path) and not ignored(os.path.relpath(path, ROOT)), path
+    for path in ('seed-1/curves.png', 'seed-1/model.h5', 'seed-1/weights.best.hdf5', 'curves.png'):
+        assert ignored(REFERENCE_SET + '/' + path), path
+    for path in ('.venv/bin/python', 'logs/run/history.csv', '.git/HEAD', 'tests/conftest.py',
+                 'docs/docker.md', 'tools/blog_diff.py', 'runkit/__pycache__/cli.cpython-37.pyc',
+                 'logs/reference/upstream-50k/history.csv', 'docker/build_image.sh'):
+        assert ignored(path), path
+
+
+def test_docs_build_arguments_are_ones_the_images_declare():
+    # Guards a pasted command that fails: docker build rejects nothing, it warns and ignores an
+    # undeclared --build-arg, so a misspelt one in the docs silently builds the wrong image.
+    declared = set(defaults(parse('main'))) | set(defaults(parse('ngc'))) | {'USER_UID',
+                                                                             'USER_GID'}
+    for name in re.findall(r'--build-arg ([A-Z0-9_]+)=', read('docs', 'docker.md')):
+        assert name in declared, name
+
+
+# The base images ----------------------------------------------------------------------------
+
+def tagged(image):
+    name, _, tag = image.partition('@')[0].rpartition(':')
+    return bool(name and tag) and tag != 'latest' and '/' not in tag
+
+
+@both
+def test_default_base_is_tagged_and_the_documented_one(which):
+    dfp = parse(which)
+    names = [name for name, _ in stages(dfp)]
+    parents = dict(zip(names, dfp.parent_images))  # with the ARG defaults resolved
+    base = dfp.parent_images[-1]
+    while base in parents:
+        base = parents[base]
+    docs = read('docs', 'docker.md')
+    assert tagged(base) and '`%s`' % base in docs, base
+    for position, parent in enumerate(dfp.parent_images):  # the other stages' too
+        assert tagged(parent) or parent in names[:position], parent
+    if which == 'main':  # the CUDA libraries of requirements.txt's TensorFlow
+        tensorflow = dict(ir.parse_pins(read('requirements.txt')))['tensorflow']
+        assert base.rpartition(':')[2].startswith(tensorflow + '-gpu'), base
+        for other in re.findall(r'--build-arg BASE_IMAGE=(\S+)', docs):
+            assert other.strip('\'"') in names or tagged(other.strip('\'"')), other
+    else:  # never built here: it says so where `docker inspect` and the docs show it
+        assert dfp.labels['org.opencontainers.image.description'].startswith('UNVERIFIED')
+        section = docs[docs.index('## Ampere and Hopper'):].split('\n## ')[0]
+        assert 'unverified' in section.lower() and base in section
 
 
 def test_no_default_base_is_a_deleted_nvidia_cuda_tag():
@@ -197,113 +325,62 @@ def test_no_default_base_is_a_deleted_nvidia_cuda_tag():
                     'docker.io/nvidia/cuda:10.2-devel-ubuntu18.04'):
         assert DELETED_BASE.match(deleted), deleted
     assert not DELETED_BASE.match('nvidia/cuda:11.8.0-base-ubuntu22.04')
-    for dockerfile in all_dockerfiles():
-        dfp = DockerfileParser(dockerfile, cache_content=True)
-        images = list(dfp.parent_images) + [v for vs in defaults(dfp).values() for v in vs]
-        for image in images:
-            assert not DELETED_BASE.match(image), (dockerfile, image)
+    for dfp in (parse('main'), parse('ngc')):
+        for image in list(dfp.parent_images) + [v for vs in defaults(dfp).values() for v in vs]:
+            assert not DELETED_BASE.match(image), (dfp.dockerfile_path, image)
 
 
-def test_apt_alternative_rebuilds_nvidias_cuda10_cudnn7_runtime(parser):
-    apt = stage(parser, 'cuda10-apt')
-    assert apt[0]['value'].split()[0] == 'ubuntu:18.04'
-    added = [i['value'].split() for i in values(apt, 'ADD')]
-    assert any(src.endswith('/repos/ubuntu1804/x86_64/cuda-keyring_1.0-1_all.deb')
-               and src.startswith('https://developer.download.nvidia.com/') for src, _ in added)
-    run = ' '.join(values(apt, 'RUN')[-1]['value'].split())
-    packages = dict(p.split('=', 1) for p in re.findall(r'(?<!\S)([a-z0-9.+-]+=[^\s]+)', run))
-    assert packages['libcudnn7'] == '7.6.5.32-1+cuda10.0'
-    cuda = {name: version for name, version in packages.items() if name.startswith('cuda-')}
-    assert set(cuda) >= {'cuda-cudart-10-0', 'cuda-libraries-10-0'}
-    assert all(name.endswith('-10-0') and version for name, version in cuda.items())
-    assert run.index('dpkg -i /tmp/cuda-keyring.deb') < run.rindex('apt-get update')
-    env = env_of(parser, [n for n, _ in stages(parser)].index('cuda10-apt'))
-    assert env['NVIDIA_VISIBLE_DEVICES'] == 'all'
-    assert env['NVIDIA_DRIVER_CAPABILITIES'] == 'compute,utility'
-    assert env['NVIDIA_REQUIRE_CUDA'].startswith('cuda>=10.0')
-    # The runtime stage removes these NVIDIA sources again before its own apt-get update:
-    # cuda-keyring's own list file, and the machine-learning repository's written here.
-    removal = next(i['value'] for i in values(stage(parser, 'runtime'), 'RUN')
-                   if 'apt-get update' in i['value']).split('&&')[0].split()[2:]
-    import fnmatch
-    lists = ['/etc/apt/sources.list.d/cuda-ubuntu1804-x86_64.list'] + re.findall(
-        r'> (/etc/apt/sources\.list\.d/\S+)', run)
-    assert len(lists) == 2
-    for listed in lists:
-        assert any(fnmatch.fnmatch(listed, pattern) for pattern in removal), listed
+def test_nvidias_apt_lists_go_before_apt_get_update():
+    # Every base lists NVIDIA's repositories under a key apt can no longer check; the runtime
+    # stage's one apt-get update fails unless they go first, the ones cuda10-apt writes too.
+    named = dict(stages(parse('main')))
+    (run,) = [i['value'].split('&&') for i in values(named['runtime'], 'RUN')
+              if 'apt-get update' in i['value']]
+    update = next(n for n, step in enumerate(run) if 'apt-get update' in step)
+    removed = [p for step in run[:update] if step.split()[0] == 'rm' for p in step.split()[1:]]
+    written = re.findall(r'> (/etc/apt/sources\.list\.d/\S+)', ' '.join(
+        i['value'] for i in values(named['cuda10-apt'], 'RUN')))
+    assert written, 'cuda10-apt writes the machine-learning repository\'s list'
+    for path in written + ['/etc/apt/sources.list.d/cuda.list',  # the tensorflow image's
+                           '/etc/apt/sources.list.d/cuda-ubuntu1804-x86_64.list']:  # cuda-keyring's
+        assert any(fnmatch.fnmatch(path, pattern) for pattern in removed), path
 
 
-def test_the_other_bases_are_documented(parser):
-    header = read('Dockerfile').split('\nFROM ')[0]
-    assert 'BASE_IMAGE=cuda10-apt' in header
-    docs = read('docs', 'docker.md')
-    for needle in ('tensorflow/tensorflow:1.15.5-gpu-py3', '--build-arg BASE_IMAGE=cuda10-apt',
-                   '@sha256:', 'BuildKit'):
-        assert needle in docs, needle
+# Python packages: one source of truth -------------------------------------------------------
 
-
-def test_nvidia_apt_sources_go_before_apt_get_update(parser):
-    runs = [i['value'] for i in values(stage(parser, 'runtime'), 'RUN')
-            if 'apt-get update' in i['value']]
-    assert len(runs) == 1
-    run = runs[0]
-    assert run.index('/etc/apt/sources.list.d/cuda') < run.index('apt-get update')
-    assert run.index('/etc/apt/sources.list.d/nvidia-ml') < run.index('apt-get update')
-    assert 'rm -rf /var/lib/apt/lists/*' in run
-
-
-def test_python37_from_the_ubuntu_archive_into_a_venv(parser):
-    runtime = stage(parser, 'runtime')
-    apt = next(i for i in values(runtime, 'RUN') if 'apt-get install' in i['value'])
-    args = apt['args']
-    installed = re.findall(r'([\w.+-]+)="?\$\{?(\w+)\}?"?', apt['value'])
-    pins = {package: args[var] for package, var in installed}
-    assert pins['python3.7'].startswith('3.7.') and pins['python3.7-venv'] == pins['python3.7']
-    assert 'python3-distutils' in pins
-    assert any(i['value'] == 'python3.7 -m venv /opt/venv' for i in values(runtime, 'RUN'))
-
-
-# Python packages: one source of truth -----------------------------------------------------
-
-def test_image_pins_are_requirements_txt_with_tensorflow_gpu(parser):
+def test_image_pins_are_requirements_txt_with_tensorflow_gpu():
     requirements = read('requirements.txt')
     expected = ir.gpu_pins(requirements)
     lock = read('docker', 'requirements-gpu.lock')
     assert ir.disagreements(expected, ir.parse_pins(lock, 'lock')) == []
     cpu = dict((ir.canonical(n), v) for n, v in ir.parse_pins(requirements))
     gpu = dict((ir.canonical(n), v) for n, v in expected)
-    assert 'tensorflow' not in gpu and gpu['tensorflow-gpu'] == cpu['tensorflow'] == '1.15.5'
-    assert {k: v for k, v in gpu.items() if k != 'tensorflow-gpu'} == \
-        {k: v for k, v in cpu.items() if k != 'tensorflow'}
+    assert 'tensorflow' not in gpu and gpu.pop('tensorflow-gpu') == cpu.pop('tensorflow')
+    assert gpu == cpu
     hashes = ir.parse_hashes(lock)
-    assert set(hashes) == set(gpu) and all(hashes.values())
-
-
-def test_bootstrap_lock_matches_its_pins():
+    assert set(hashes) == set(gpu) | {'tensorflow-gpu'} and all(hashes.values())
     lock = read('docker', 'requirements-bootstrap.lock')
-    assert ir.parse_pins(lock, 'bootstrap') == ir.BOOTSTRAP
-    assert all(ir.parse_hashes(lock).values())
+    assert ir.parse_pins(lock, 'bootstrap') == ir.BOOTSTRAP and all(ir.parse_hashes(lock).values())
 
 
-def test_the_image_installs_through_the_shared_script(parser):
-    runtime = stage(parser, 'runtime')
-    copy = [i['value'].split() for i in values(runtime, 'COPY') if i['value'].endswith('/tmp/install/')]
-    assert len(copy) == 1
-    assert set(copy[0][:-1]) == {'requirements.txt', 'docker/image_requirements.py',
-                                 'docker/install-requirements.sh',
-                                 'docker/requirements-bootstrap.lock',
-                                 'docker/requirements-gpu.lock'}
-    run = [' '.join(i['value'].split()) for i in values(runtime, 'RUN')
-           if 'install-requirements.sh' in i['value']]
-    assert run == ['sh /tmp/install/install-requirements.sh /opt/venv/bin/python /tmp/install '
-                   '&& rm -rf /tmp/install']
-    assert values(runtime, 'ARG') and any(
-        i['args'].get('PIP_INDEX_URL') == 'https://pypi.org/simple' for i in values(runtime, 'ARG'))
-
-
-def test_install_script_pip_commands_are_pinned_hashed_and_uncached():
-    script = read('docker', 'install-requirements.sh')
-    commands = re.sub(r'\\\n\s*', ' ', script)
+def test_every_pip_install_is_the_shared_scripts_pinned_hashed_and_uncached():
+    # The main image's one RUN that installs Python packages runs docker/install-requirements.sh
+    # into the ENTRYPOINT's Python, after copying the script and every file it reads.
+    chain = lineage(parse('main'))
+    (run,) = [i for i in values(chain, 'RUN') if re.search('pip|install-requirements', i['value'])]
+    words = shlex.split(run['value'])
+    at = next(n for n, w in enumerate(words) if w.endswith('/install-requirements.sh'))
+    script, python, folder = words[at:at + 3]
+    text = read('docker', 'install-requirements.sh')
+    reads = set(re.findall(r'"\$dir/([\w.-]+)"', text))
+    assert {'requirements.txt', 'image_requirements.py', 'requirements-gpu.lock'} <= reads
+    assert {script} | {os.path.join(folder, r) for r in reads} <= \
+        copied_to(chain[:chain.index(run)])
+    assert python == exec_form(parse('main'), 'ENTRYPOINT')[0]
+    # pip's index: the venv's first pip (9.0.1) defaults to the retired pypi.python.org.
+    assert 'https://pypi.org/simple' in defaults(parse('main'))['PIP_INDEX_URL']
+    # The script's pip commands.
+    commands = re.sub(r'\\\n\s*', ' ', text)
     installs = [line for line in commands.splitlines() if 'pip install' in line]
     assert len(installs) == 2
     for line in installs:
@@ -313,66 +390,56 @@ def test_install_script_pip_commands_are_pinned_hashed_and_uncached():
     assert check < commands.index('pip install'), 'the lock must be checked before pip runs'
 
 
-def test_image_requirements_refuses_drift():
-    requirements = 'keras==1.2.2\ntensorflow==1.15.5\nsix==1.16.0\n'
-    pins = ir.gpu_pins(requirements)
+def test_image_requirements_refuses_drift(tmp_path):
+    pins = ir.gpu_pins('keras==1.2.2\ntensorflow==1.15.5\nsix==1.16.0\n')
     assert pins == [('keras', '1.2.2'), ('tensorflow-gpu', '1.15.5'), ('six', '1.16.0')]
     lock = ('keras==1.2.2 \\\n    --hash=sha256:%s\ntensorflow-gpu==1.15.4 \\\n'
             '    --hash=sha256:%s\n' % ('a' * 64, 'b' * 64))
     problems = ir.disagreements(pins, ir.parse_pins(lock))
     assert any('1.15.4' in p for p in problems) and any('six' in p for p in problems)
-    with pytest.raises(ir.PinError):
-        ir.gpu_pins('keras==1.2.2\n')
-    with pytest.raises(ir.PinError):
-        ir.gpu_pins('tensorflow==1.15.5\ntensorflow-gpu==1.15.5\n')
-    with pytest.raises(ir.PinError):
-        ir.gpu_pins('tensorflow>=1.15\n')
-
-
-def test_image_requirements_check_command(tmp_path):
+    for bad in ('keras==1.2.2\n', 'tensorflow==1.15.5\ntensorflow-gpu==1.15.5\n',
+                'tensorflow>=1.15\n'):
+        with pytest.raises(ir.PinError):
+            ir.gpu_pins(bad)
+    # The command the install runs first.
     drifted = tmp_path / 'requirements.txt'
     drifted.write_text(read('requirements.txt').replace('six==1.16.0', 'six==1.15.0'))
-    script = os.path.join(ROOT, 'docker', 'image_requirements.py')
-    lock = os.path.join(ROOT, 'docker', 'requirements-gpu.lock')
-    ok = subprocess.run([sys.executable, script, 'check', os.path.join(ROOT, 'requirements.txt'),
-                         lock], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        universal_newlines=True)
-    assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([sys.executable, script, 'check', str(drifted), lock],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    assert bad.returncode == 1 and 'six' in bad.stderr and 'lock_image_requirements' in bad.stderr
-
-
-def stock_tensorflow():
-    """The venv's `tensorflow` distribution, which stands in for the NGC image's; the oneDNN
-    build's venv (make test TF_BUILD=mkl) has intel-tensorflow instead, and no stand-in."""
-    import pkg_resources
-    try:
-        return pkg_resources.get_distribution('tensorflow')
-    except pkg_resources.DistributionNotFound:
-        pytest.skip('this venv has intel-tensorflow, not the tensorflow distribution that '
-                    'stands in for the NGC image\'s; the stock build runs this test')
-
-
-def tensorflow_closure():
-    """Canonical names of tensorflow 1.15.5's requirements, closed over (the venv's metadata)."""
-    import pkg_resources
-    stock_tensorflow()
-    seen, todo = set(), ['tensorflow']
-    while todo:
-        dist = pkg_resources.get_distribution(todo.pop())
-        if ir.canonical(dist.project_name) not in seen:
-            seen.add(ir.canonical(dist.project_name))
-            todo += [r.project_name for r in dist.requires()]
-    return seen
+    for requirements, code in ((os.path.join(ROOT, 'requirements.txt'), 0), (str(drifted), 1)):
+        run = subprocess.run([sys.executable, os.path.join(ROOT, 'docker', 'image_requirements.py'),
+                              'check', requirements, os.path.join(ROOT, 'docker',
+                                                                  'requirements-gpu.lock')],
+                             stderr=subprocess.PIPE, universal_newlines=True)
+        assert run.returncode == code, run.stderr
+    assert 'six' in run.stderr and 'lock_image_requirements' in run.stderr
 
 
 def test_ngc_keeps_tensorflow_and_all_it_needs():
-    pinned = set(ir.canonical(n) for n, _ in ir.parse_pins(read('requirements.txt')))
-    needed = (tensorflow_closure() & pinned) - {'h5py'}
+    # The venv's tensorflow distribution stands in for the NGC image's; the oneDNN build's venv
+    # (make test TF_BUILD=mkl) has intel-tensorflow instead, and no stand-in.
+    import pkg_resources
+    try:
+        pkg_resources.get_distribution('tensorflow')
+    except pkg_resources.DistributionNotFound:
+        pytest.skip('no tensorflow distribution to stand in for the NGC image\'s')
+    closure, todo = set(), ['tensorflow']  # tensorflow 1.15.5's requirements (venv metadata)
+    while todo:
+        dist = pkg_resources.get_distribution(todo.pop())
+        if ir.canonical(dist.project_name) not in closure:
+            closure.add(ir.canonical(dist.project_name))
+            todo += [r.project_name for r in dist.requires()]
+    pinned = ir.parse_pins(read('requirements.txt'))
+    needed = (closure & set(ir.canonical(n) for n, _ in pinned)) - {'h5py'}
     assert 'numpy' in needed and 'protobuf' in needed and 'gast' in needed
     assert needed <= ir.NGC_KEEPS, sorted(needed - ir.NGC_KEEPS)
     assert 'scipy' in ir.NGC_KEEPS and 'h5py' not in ir.NGC_KEEPS and 'keras' not in ir.NGC_KEEPS
+    # The command the image runs: requirements.txt's pins less what the image keeps.
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'docker', 'image_requirements.py'),
+                          'ngc', os.path.join(ROOT, 'requirements.txt')], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    assert run.returncode == 0, run.stderr
+    install = ir.parse_pins(run.stdout, 'ngc')
+    assert ('keras', '1.2.2') in install and set(install) <= set(pinned)
+    assert 'keeping the image\'s tensorflow 1.15.5' in run.stderr  # here: the venv's
 
 
 def test_ngc_pins_add_requirements_txt_without_replacing_the_images_tensorflow():
@@ -387,12 +454,10 @@ def test_ngc_pins_add_requirements_txt_without_replacing_the_images_tensorflow()
     assert 'tensorflow' not in names and 'numpy' not in names and 'gast' not in names
     assert ('keras', '1.2.2') in install and ('h5py', '2.10.0') in install
     assert ('scipy', '1.4.1') in install  # missing from the image: requirements.txt's pin
-    assert set(install) <= set(pinned)
+    assert set(install) <= set(pinned) and len(install) + len(kept) == len(pinned)
     assert ('tensorflow', '1.15.5', '1.15.5+nv23.03') in kept
-    assert len(install) + len(kept) == len(pinned)
     # NVIDIA's wheel under its PyPI name is kept as well; an image without TensorFlow is refused.
-    del image['tensorflow']
-    image['nvidia-tensorflow'] = '1.15.5+nv23.03'
+    image['nvidia-tensorflow'] = image.pop('tensorflow')
     install, _ = ir.ngc_pins(requirements, lambda name: image.get(ir.canonical(name)))
     assert 'tensorflow' not in [ir.canonical(n) for n, _ in install]
     del image['nvidia-tensorflow']
@@ -400,532 +465,234 @@ def test_ngc_pins_add_requirements_txt_without_replacing_the_images_tensorflow()
         ir.ngc_pins(requirements, lambda name: image.get(ir.canonical(name)))
 
 
-def test_ngc_command_prints_the_pins_to_install():
-    stock_tensorflow()
-    script = os.path.join(ROOT, 'docker', 'image_requirements.py')
-    run = subprocess.run([sys.executable, script, 'ngc', os.path.join(ROOT, 'requirements.txt')],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
-    assert run.returncode == 0, run.stderr
-    install = ir.parse_pins(run.stdout, 'ngc')
-    assert ('keras', '1.2.2') in install
-    assert set(install) <= set(ir.parse_pins(read('requirements.txt')))
-    assert 'keeping the image\'s tensorflow 1.15.5' in run.stderr  # here: the venv's
+def test_ngc_image_installs_the_derived_pins_and_nothing_else():
+    chain = lineage(parse('ngc'))
+    (run,) = [i for i in values(chain, 'RUN') if 'pip' in i['value']]
+    words = shlex.split(run['value'])
+    # image_requirements.py ngc writes the pins that pip then installs, uncached and without
+    # dependencies, which could replace NVIDIA's TensorFlow or numpy.
+    derive = words.index('ngc')
+    assert words[derive - 1].endswith('/image_requirements.py') and words[derive + 2] == '>'
+    assert {words[derive - 1], words[derive + 1]} <= copied_to(chain[:chain.index(run)])
+    install = words[words.index('pip') + 1:]
+    install = install[:install.index('&&')]
+    assert install[0] == 'install' and install[-2:] == ['-r', words[derive + 3]], install
+    assert {'--no-deps', '--no-cache-dir'} <= set(install), install
+    assert not [w for w in words if 'tensorflow' in w.lower()], words
+    assert 'https://pypi.org/simple' in defaults(parse('ngc'))['PIP_INDEX_URL']
 
 
-def test_ngc_image_installs_the_derived_pins_and_nothing_else(ngc_parser):
-    instructions = ngc_parser.structure
-    assert ngc_parser.parent_images == ['nvcr.io/nvidia/tensorflow:23.03-tf1-py3']
-    copy = [i['value'].split() for i in instructions if i['instruction'] == 'COPY'
-            and i['value'].endswith('/tmp/install/')]
-    assert copy == [['requirements.txt', 'docker/image_requirements.py', '/tmp/install/']]
-    runs = [' '.join(i['value'].split()) for i in instructions if i['instruction'] == 'RUN']
-    pips = [r for r in runs if 'pip' in r]
-    assert len(pips) == 1, pips
-    run = pips[0]
-    derive = 'python /tmp/install/image_requirements.py ngc /tmp/install/requirements.txt > ' \
-             '/tmp/install/ngc-requirements.txt'
-    assert run.startswith(derive)
-    install = re.search(r'python -m pip install (.*?) &&', run).group(1).split()
-    assert {'--no-deps', '--no-cache-dir', '--no-build-isolation'} <= set(install)
-    assert install[-2:] == ['-r', '/tmp/install/ngc-requirements.txt']
-    assert 'import keras' in run and 'tensorflow' not in run.lower()
-    assert any(i['args'].get('PIP_INDEX_URL') == 'https://pypi.org/simple'
-               for i in values(final_stage(ngc_parser), 'ARG'))
+# How the container runs ---------------------------------------------------------------------
+
+@both
+def test_entrypoint_is_allconvnet_in_exec_form_with_the_code_it_imports(which):
+    dfp = parse(which)
+    entrypoint = exec_form(dfp, 'ENTRYPOINT')  # exec form: `docker run` arguments reach it
+    assert entrypoint[1:] == ['allconvnet.py'] and os.path.basename(entrypoint[0]) == 'python'
+    assert exec_form(dfp, 'CMD') == ['--gpus', 'all']
+    assert values(final_stage(dfp), 'WORKDIR')[-1]['value'] == '/app'
+    assert module_closure('allconvnet') <= image_files(dfp), sorted(
+        module_closure('allconvnet') - image_files(dfp))
+    if which == 'main':  # NVIDIA's own image sets it; older toolkits give `utility` alone,
+        # and TensorFlow then finds no CUDA driver
+        assert 'compute' in env_of(dfp)['NVIDIA_DRIVER_CAPABILITIES'].split(',')
 
 
-def test_ngc_image_is_labelled_unverified(ngc_parser):
-    assert read('docker', 'ngc.Dockerfile').startswith('# UNVERIFIED')
-    assert ngc_parser.labels['org.opencontainers.image.description'].startswith('UNVERIFIED')
-    docs = read('docs', 'docker.md')
-    section = docs[docs.index('## Ampere and Hopper'):]
-    assert 'docker build -f docker/ngc.Dockerfile -t allconvnet .' in section
-    assert 'unverified' in section.split('\n## ')[0].lower()
+@both
+def test_final_user_is_not_root(which):
+    dfp = parse(which)
+    uid, _, gid = resolved_user(final_stage(dfp)).partition(':')
+    assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0, (uid, gid)
+    # The user exists with that number and a home.
+    run, made = useradd(dfp)
+    words = shlex.split(next(s for s in made if s.startswith('useradd ')))
+    assert expand(words[words.index('--uid') + 1], run['args']) == uid
+    assert '--create-home' in words
 
 
-# How the container runs -------------------------------------------------------------------
-
-def code_copies(parser):
-    """The final stage's COPY lines after WORKDIR /app: the code."""
-    final = final_stage(parser)
-    workdir = max(n for n, i in enumerate(final) if i['instruction'] == 'WORKDIR')
-    return [i['value'].split() for i in values(final[workdir:], 'COPY')]
-
-@pytest.mark.parametrize('which,python', [('main', '/opt/venv/bin/python'), ('ngc', 'python')])
-def test_entrypoint_is_allconvnet_in_exec_form_with_default_gpus_all(parser, ngc_parser, which,
-                                                                      python):
-    dfp = parser if which == 'main' else ngc_parser
-    final = final_stage(dfp)
-    entrypoint = json.loads(values(final, 'ENTRYPOINT')[-1]['value'])
-    assert entrypoint == [python, 'allconvnet.py']
-    assert json.loads(values(final, 'CMD')[-1]['value']) == ['--gpus', 'all']
-    workdir = values(final, 'WORKDIR')[-1]['value']
-    copied = code_copies(dfp)
-    assert ['allconvnet.py', 'make_parallel.py', 'predict.py', './'] in copied and workdir == '/app'
-    assert ['runkit/', 'runkit/'] in copied
-
-
-def test_both_images_carry_the_same_code(parser, ngc_parser):
-    assert code_copies(parser) == code_copies(ngc_parser)
-
-
-def user_stage(dfp):
-    """The stage that creates the image's user and its mount points."""
-    return next(instructions for _, instructions in stages(dfp)
-                if any('useradd' in i['value'] for i in values(instructions, 'RUN')))
-
-
-@pytest.mark.parametrize('which', ['main', 'ngc'])
-def test_final_user_is_not_root(parser, ngc_parser, which):
-    dfp = parser if which == 'main' else ngc_parser
-    final = final_stage(dfp)
-    user = values(final, 'USER')[-1]
-    resolved = expand(user['value'], user['args'])
-    uid, _, gid = resolved.partition(':')
-    assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0, resolved
-    # The user exists with that number and a home, created in the final stage or its parent.
-    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
-    assert '--uid "${USER_UID}"' in useradd['value'] and '--create-home' in useradd['value']
-    assert useradd['args']['USER_UID'] == uid
-
-
-@pytest.mark.parametrize('which', ['main', 'ngc'])
-def test_a_fresh_dataset_volume_is_the_users_to_write(parser, ngc_parser, which):
+@both
+def test_a_fresh_dataset_volume_is_the_users_to_write(which, tmp_path, monkeypatch):
     # Docker fills a new named volume with the mount point's owner and mode; the dataset
     # folder must leave the build owned by the user and writable for any --user.
-    dfp = parser if which == 'main' else ngc_parser
-    datadir = '/home/allconv/.keras/datasets'
-    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
-    run = ' '.join(useradd['value'].split())
-    steps = [step.strip() for step in run.split('&&')]
-    mkdir = next(step for step in steps if step.startswith('mkdir -p '))
-    chown = next(step for step in steps if step.startswith('chown -R allconv:allconv '))
-    chmod = next(step for step in steps if step.startswith('chmod 1777 '))
+    dfp = parse(which)
+    datadir = image_datadir(dfp, tmp_path, monkeypatch)
+    run, made = useradd(dfp)
+    mkdir, chown, chmod = (next(s for s in made if s.startswith(start)) for start in (
+        'mkdir -p ', 'chown -R allconv:allconv ', 'chmod 1777 '))
     assert datadir in mkdir.split() and datadir in chmod.split()
-    assert '/home/allconv' in chown.split()
-    assert steps.index(mkdir) < steps.index(chown) < steps.index(chmod)
+    assert any((datadir + '/').startswith(p + '/') for p in chown.split()[3:]), chown
+    assert made.index(mkdir) < made.index(chown) < made.index(chmod)
     # Nothing later touches the folder itself: the bake's COPY brings its contents only, into
     # the folder made above (whose owner and mode a COPY into an existing folder keeps).
-    final = final_stage(dfp)
-    final = final[final.index(useradd) + 1:] if useradd in final else final
-    later = values(final, 'RUN') + [i for i in values(final, 'COPY') if datadir in i['value']]
-    for instr in later:
+    chain = lineage(dfp)
+    for instr in chain[chain.index(run) + 1:]:
         words = instr['value'].split()
-        if words[0].startswith('--from='):
+        if instr['instruction'] == 'COPY' and words[0].startswith('--from='):
             assert words[-2] == datadir + '/' and words[-1] == datadir + '/', words
-        else:
+        elif instr['instruction'] in ('RUN', 'COPY'):
             assert datadir not in instr['value'], instr['value']
 
 
-@pytest.mark.parametrize('which', ['main', 'ngc'])
-def test_logs_volume_is_where_allconvnet_writes_by_default(parser, ngc_parser, which):
+@both
+def test_the_logs_volume_is_where_allconvnet_writes_and_hides_not_the_reference_set(which):
     from runkit.cli import default_logdir
-    final = final_stage(parser if which == 'main' else ngc_parser)
-    workdir = values(final, 'WORKDIR')[-1]['value']
-    logdir = default_logdir()
-    assert logdir.split(os.sep)[0] == 'logs'
-    volumes = json.loads(values(final, 'VOLUME')[-1]['value'])
-    assert volumes == [os.path.join(workdir, 'logs')]
+    dfp = parse(which)
+    workdir = values(final_stage(dfp), 'WORKDIR')[-1]['value']
+    volumes = exec_form(dfp, 'VOLUME')
+    assert volumes == [os.path.join(workdir, default_logdir().split(os.sep)[0])]
+    # The self-check's reference set, which it finds through ALLCONVNET_REFERENCE_SET
+    # (tools/selfcheck.py, issue 20): where the image copies it, outside any volume.
+    (dest,) = [dest for sources, dest in code_copies(dfp) if sources == [REFERENCE_SET + '/']]
+    inside = os.path.normpath(os.path.join(workdir, dest))
+    assert env_of(dfp)['ALLCONVNET_REFERENCE_SET'] == inside
+    assert not [v for v in volumes if (inside + '/').startswith(v.rstrip('/') + '/')], volumes
+    assert 'ALLCONVNET_REFERENCE_SET' in read('tools', 'selfcheck.py')
 
 
-def test_cache_paths_are_where_keras_and_cuda_look(parser, tmp_path, monkeypatch):
-    from runkit import dataset
-    env = env_of(parser)
-    home = env['HOME']
-    assert home == '/home/allconv'
-    # runkit.dataset.cache_dir() (Keras 1.2.2's rule) under a HOME whose ~/.keras is writable,
-    # as the image's is: it must be HOME/.keras/datasets.
-    fake_home = tmp_path / 'home'
-    (fake_home / '.keras').mkdir(parents=True)
-    monkeypatch.setenv('HOME', str(fake_home))
-    relative = os.path.relpath(dataset.cache_dir(), str(fake_home))
-    assert relative == os.path.join('.keras', 'datasets')
-    # Keras itself (read, not imported): get_file puts its cache under ~/.keras/<cache_subdir>.
-    import importlib.util
-    keras_dir = importlib.util.find_spec('keras').submodule_search_locations[0]  # not imported
-    data_utils = os.path.join(keras_dir, 'utils', 'data_utils.py')
-    with open(data_utils) as f:
-        source = f.read()
-    assert "os.path.expanduser(os.path.join('~', '.keras'))" in source
-    assert "cache_subdir='datasets'" in source
-    image_cache = os.path.join(home, relative)
-    runtime_text = read('Dockerfile')
-    assert 'mkdir -p %s ' % image_cache in runtime_text
-    copy_from = [i['value'] for i in values(final_stage(parser), 'COPY')
-                 if i['value'].startswith('--from=cifar10')]
-    assert copy_from and copy_from[0].split()[-1].rstrip('/') == image_cache
-    # CUDA's JIT cache: the driver's default place under HOME, and the maximum size.
-    assert env['CUDA_CACHE_PATH'] == os.path.join(home, '.nv', 'ComputeCache')
-    assert env['CUDA_CACHE_MAXSIZE'] == str(4 * 1024 ** 3)
-    # TensorFlow needs the driver's compute libraries, whatever the base says.
-    assert 'compute' in env['NVIDIA_DRIVER_CAPABILITIES'].split(',')
-    # The NVIDIA image: the same paths.
-    ngc_env = env_of(DockerfileParser(NGC_DOCKERFILE, cache_content=True))
-    for name in ('HOME', 'CUDA_CACHE_PATH', 'CUDA_CACHE_MAXSIZE'):
-        assert ngc_env[name] == env[name], name
-    docs = read('docs', 'docker.md')
-    for path in (image_cache, env['CUDA_CACHE_PATH'], '/app/logs'):
-        assert path in docs, path
-
-
-def test_layers_are_ordered_for_the_cache(parser):
+@both
+def test_installs_come_before_the_code_for_the_layer_cache(which):
     # Guards a slow image: if the code were copied before the packages were installed, every
     # edit to allconvnet.py would rerun apt and pip (about 2 GB) on the next build.
-    final = final_stage(parser)
-    assert final[0]['value'].split() == ['runtime']
-    chain = stage(parser, 'runtime') + final  # the image's layers, base stage first
-
-    def first(instruction, word):
-        return next(i for i, x in enumerate(chain) if x['instruction'] == instruction
-                    and word in x['value'])
-    assert first('RUN', 'apt-get update') < first('RUN', 'install-requirements.sh') < \
-        first('COPY', 'allconvnet.py')
+    chain = lineage(parse(which))
+    installs = [n for n, i in enumerate(chain) if i['instruction'] == 'RUN'
+                and re.search(r'apt-get install|pip|install-requirements', i['value'])]
+    code = min(n for n, i in enumerate(chain) if i['instruction'] == 'COPY'
+               and 'allconvnet.py' in i['value'].split())
+    assert installs and max(installs) < code
 
 
-def test_cifar10_is_baked_only_on_request(parser):
-    bake = stage(parser, 'cifar10')
-    args = values(bake, 'ARG')[-1]['args']
-    assert args['BAKE_CIFAR10'] == '0'
-    # No URL of its own: empty means runkit.dataset's default, the one a first run uses.
-    assert args['CIFAR10_URL'] == ''
-    copies = [i['value'].split() for i in values(bake, 'COPY')]
-    # runkit/dataset.py and what it imports of runkit, transitively, and nothing else of it.
-    needed, todo = set(), ['runkit/__init__.py', 'runkit/dataset.py']
-    while todo:
-        path = todo.pop()
-        if path not in needed:
-            needed.add(path)
-            todo += [m.replace('.', '/') + '.py' for m in project_imports(os.path.join(ROOT, path))
-                     if os.path.isfile(os.path.join(ROOT, m.replace('.', '/') + '.py'))]
-    copied = [w for words in copies for w in words[:-1] if w.startswith('runkit/')]
-    assert sorted(copied) == sorted(needed), copied
-    assert [words[-1] for words in copies if 'runkit/dataset.py' in words] == ['/tmp/bake/runkit/']
-    user = values(bake, 'USER')[-1]
-    assert expand(user['value'], user['args']) == '1000:1000'
+# The run lines of the docs and headers, against the images -----------------------------------
+
+def docker_commands(text, verb):
+    """Every `docker <verb> ...` command line in `text` (README and docs code blocks, a
+    Dockerfile's header), its backslash continuations joined, as shlex words."""
+    text = re.sub(r'\\\n[#\s]*', ' ', text)
+    return [shlex.split(line.lstrip('# ').split('  #')[0]) for line in text.splitlines()
+            if line.lstrip('# ').startswith('docker %s ' % verb)]
 
 
-def test_bake_script_has_no_download_code_of_its_own():
-    # Guards a second download path that would skip runkit.dataset's MD5 check and its
-    # one-line errors: the bake stage must fetch through dataset.ensure only.
-    source = read('docker', 'bake_cifar10.py')
-    assert 'dataset.ensure(' in source
-    for own in ('urlopen', 'urlretrieve', 'hashlib', 'tarfile', 'c58f30108f718f92721af3b95e74349a'):
-        assert own not in source, own
+def mounts(words):
+    """{container path: source} of a docker run's read-write -v options."""
+    return dict(reversed(words[i + 1].split(':')[:2]) for i, w in enumerate(words)
+                if w == '-v' and not words[i + 1].endswith(':ro'))
 
 
-@pytest.mark.parametrize('dockerfile', [DOCKERFILE, NGC_DOCKERFILE])
-def test_dockerignore_sends_only_what_the_dockerfile_copies(dockerfile):
-    parser = DockerfileParser(dockerfile, cache_content=True)
-    rules = [line.strip() for line in read('.dockerignore').splitlines()
-             if line.strip() and not line.lstrip().startswith('#')]
-
-    def ignored(path):
-        import fnmatch
-        result = False
-        for rule in rules:
-            negate = rule.startswith('!')
-            pattern = rule.lstrip('!').rstrip('/')
-            parts = path.split('/')
-            prefixes = ['/'.join(parts[:n]) for n in range(1, len(parts) + 1)]
-            if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace('**/', ''))
-                   for p in prefixes):
-                result = not negate
-        return result
-
-    sources = []
-    for _, instructions in stages(parser):
-        for copy in values(instructions, 'COPY'):
-            words = copy['value'].split()
-            if any(w.startswith('--from') for w in words):
-                continue
-            sources += [w for w in words[:-1] if not w.startswith('--')]
-    for source in sources:
-        if source.rstrip('/') == REFERENCE_SET:
-            continue
-        assert not ignored(source.rstrip('/') + ('/x.py' if source.endswith('/') else '')), source
-    # The reference set: its text files only, whatever else a run left beside them.
-    assert REFERENCE_SET + '/' in sources
-    for name in REFERENCE_SENT:
-        assert not ignored(REFERENCE_SET + '/' + name), name
-    for name in ('seed-1/curves.png', 'seed-1/model.h5', 'seed-1/weights.best.hdf5',
-                 'seed-1/state.h5', 'curves.png'):
-        assert ignored(REFERENCE_SET + '/' + name), name
-    for path in ('.venv/bin/python', 'logs/run/history.csv', '.git/HEAD', 'tests/conftest.py',
-                 'docs/docker.md', 'tools/blog_diff.py', 'runkit/__pycache__/cli.cpython-37.pyc',
-                 'logs/reference/upstream-50k/history.csv', 'docker/build_image.sh'):
-        assert ignored(path), path
+def header(which):
+    return read(DOCKERFILES[which]).split('\n\n')[0]  # the comments before the first ARG
 
 
-def bake_stage_layout(parser, root):
-    """/tmp/bake as the bake stage's COPY lines fill it, under `root`; the script's path."""
+@both
+def test_each_header_builds_its_own_dockerfile_and_mounts_the_volumes(which, tmp_path,
+                                                                      monkeypatch):
+    dfp = parse(which)
+    (build,) = docker_commands(header(which), 'build')
+    named = build[build.index('-f') + 1] if '-f' in build else 'Dockerfile'
+    assert os.path.join(ROOT, named) == DOCKERFILES[which] and build[-1] == '.', build
+    (run,) = docker_commands(header(which), 'run')
+    assert '--gpus' in run and run[-1] == build[build.index('-t') + 1], run
+    wanted = set(exec_form(dfp, 'VOLUME')) | {image_datadir(dfp, tmp_path, monkeypatch)}
+    assert wanted <= set(mounts(run)), run
+    if which == 'ngc':  # the command allconvnet.py's newer-GPU refusal gives, and the README's
+        from runkit import session
+        assert build == shlex.split(session.NGC_BUILD)
+        assert '`%s`' % session.NGC_BUILD in read('README.md')
+
+
+@both
+def test_every_documented_run_line_fits_the_image(which):
+    # The README's, the docs' and the headers' `docker run` lines, the self-check's among them:
+    # they mount only what the image makes for mounting, and an --entrypoint of python is the
+    # image's Python, whose -m module is copied with every project module it imports.
+    dfp = parse(which)
+    lines = [words for text in (read('README.md'), read('docs', 'docker.md'), header('main'),
+                                header('ngc')) for words in docker_commands(text, 'run')]
+    assert any('tools.selfcheck' in words for words in lines), lines
+    image_python, files = exec_form(dfp, 'ENTRYPOINT')[0], image_files(dfp)
+    for words in lines:
+        assert set(mounts(words)) <= mount_points(dfp), words
+        if '--entrypoint' in words:
+            python = words[words.index('--entrypoint') + 1]
+            first_on_path = env_of(dfp).get('PATH', '').split(':')[0]
+            assert image_python in (python, os.path.join(first_on_path, python)), words
+            image = next(n for n, w in enumerate(words) if w.split(':')[0] == 'allconvnet')
+            assert words[image + 1] == '-m', words
+            missing = module_closure(words[image + 2]) - files
+            assert not missing, (words, sorted(missing))
+
+
+# CIFAR-10 in the image: the bake stage and its script ----------------------------------------
+
+def test_the_bake_stage_by_default_only_makes_the_cache_folder(tmp_path):
+    # Its RUN with its default build arguments, on only what its COPY lines bring (so the runkit
+    # modules they name must suffice). No URL of its own: empty is runkit.dataset's default.
     import shutil
-    for copy in values(stage(parser, 'cifar10'), 'COPY'):
-        words = copy['value'].split()
-        dest = os.path.join(str(root), words[-1].lstrip('/'))
+    bake = dict(stages(parse('main')))['cifar10']
+    root = str(tmp_path / 'image')
+    for sources, dest in copies(bake):
+        dest = os.path.join(root, dest.lstrip('/'))
         os.makedirs(dest, exist_ok=True)
-        for source in words[1:-1] if words[0].startswith('--') else words[:-1]:
-            source = os.path.join(ROOT, source)
-            if os.path.isdir(source):
-                for name in os.listdir(source):
-                    shutil.copy(os.path.join(source, name), dest)
-            else:
-                shutil.copy(source, dest)
-    return os.path.join(str(root), 'tmp', 'bake', 'bake_cifar10.py')
-
-
-def test_bake_script_default_only_makes_the_cache_folder(parser, tmp_path):
-    home = tmp_path / 'home'
-    (home / '.keras').mkdir(parents=True)
-    # Only what the bake stage copies: runkit/__init__.py and runkit/dataset.py must suffice.
-    bake = bake_stage_layout(parser, tmp_path / 'image')
-    env = dict(os.environ, HOME=str(home))
+        for source in (os.path.join(ROOT, s) for s in sources):
+            for path in glob.glob(os.path.join(source, '*')) if os.path.isdir(source) else [source]:
+                shutil.copy(path, dest)
+    run = values(bake, 'RUN')[-1]
+    assert run['args']['CIFAR10_URL'] == ''
+    _, script, flag, context, url = [root + w if w.startswith('/') else expand(w, run['args'])
+                                     for w in shlex.split(run['value'])]
+    datadir = tmp_path / 'home' / '.keras' / 'datasets'
+    datadir.parent.mkdir(parents=True)
+    env = dict(os.environ, HOME=str(tmp_path / 'home'))
     for name in ('PYTHONPATH', 'ALLCONVNET_CIFAR10_URL', 'ALLCONVNET_CIFAR10_MD5'):
         env.pop(name, None)
-    run = subprocess.run([sys.executable, bake, '0', str(tmp_path), 'http://invalid.invalid/x'],
-                         env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert os.listdir(str(home / '.keras' / 'datasets')) == []
-    # A local archive that is not CIFAR-10 fails the build, and leaves nothing behind.
-    (tmp_path / 'cifar-10-python.tar.gz').write_bytes(b'not the archive')
-    run = subprocess.run([sys.executable, bake, '1', str(tmp_path), 'http://invalid.invalid/x'],
-                         env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
-    assert run.returncode != 0 and 'MD5' in run.stderr, run.stderr
-    assert os.listdir(str(home / '.keras' / 'datasets')) == []
+
+    def bake_cifar10(*argv):
+        return subprocess.run([sys.executable, script] + list(argv), env=env, cwd=str(tmp_path),
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    result = bake_cifar10(flag, context, url)
+    assert result.returncode == 0 and os.listdir(str(datadir)) == [], result.stderr
+    # Baking a local archive that is not CIFAR-10 fails the build, and leaves nothing behind.
+    with open(os.path.join(context, 'cifar-10-python.tar.gz'), 'wb') as f:
+        f.write(b'not the archive')
+    result = bake_cifar10('1', context, 'http://invalid.invalid/x')
+    assert result.returncode != 0 and 'MD5' in result.stderr, result.stderr
+    assert os.listdir(str(datadir)) == []
+    # As the image's user; runkit/dataset.py and what it imports, nothing else of runkit/: a
+    # change elsewhere in it must not re-download the archive.
+    assert resolved_user(bake) == resolved_user(final_stage(parse('main')))
+    copied = [s for sources, _ in copies(bake) for s in sources if s.startswith('runkit/')]
+    assert sorted(copied) == sorted(module_closure('runkit.dataset')), copied
 
 
-def test_scripts_parse():
-    for shell, script in (('sh', 'docker/install-requirements.sh'),
-                          ('bash', 'docker/rehearse_image.sh')):
-        result = subprocess.run([shell, '-n', os.path.join(ROOT, script)],
-                                stderr=subprocess.PIPE, universal_newlines=True)
-        assert result.returncode == 0, (script, result.stderr)
-
-
-def test_docs_build_arguments_are_ones_the_images_declare():
-    # Guards a pasted command that fails: docker build rejects nothing, it warns and ignores an
-    # undeclared --build-arg, so a misspelt one in the docs silently builds the wrong image.
-    docs = read('docs', 'docker.md')
-    assert '## What was and was not verified' in docs  # what could not be run where it was written
-    declared = set(defaults(DockerfileParser(DOCKERFILE, cache_content=True))) | set(
-        defaults(DockerfileParser(NGC_DOCKERFILE, cache_content=True))) | {'USER_UID', 'USER_GID'}
-    for name in re.findall(r'--build-arg ([A-Z0-9_]+)=', docs):
-        assert name in declared, name
-
-
-def test_bake_script_lays_out_the_cache_as_keras_reads_it(cifar_home, tmp_path, monkeypatch):
-    # A local archive in the build context (docker/cifar10/): the synthetic cache's archive has
-    # the real one's layout; only its MD5 differs, given the way a mirror's would be.
-    import hashlib
+def test_bake_script_bakes_the_cache_as_keras_reads_it(cifar_home, mirror, tmp_path, monkeypatch):
+    # The synthetic archive has the real one's layout; only its MD5 differs, given the way a
+    # mirror's would be.
     import shutil
-    bake_cifar10 = docker_module('bake_cifar10')
-    from runkit import dataset
-    archive = os.path.join(cifar_home, '.keras', 'datasets', 'cifar-10-batches-py.tar.gz')
-    context = tmp_path / 'context'
-    context.mkdir()
-    shutil.copyfile(archive, str(context / 'cifar-10-python.tar.gz'))
-    with open(archive, 'rb') as f:
-        monkeypatch.setenv(dataset.MD5_VARIABLE, hashlib.md5(f.read()).hexdigest())
-    monkeypatch.delenv(dataset.URL_VARIABLE, raising=False)
-    home = tmp_path / 'home'
-    (home / '.keras').mkdir(parents=True)
-    monkeypatch.setenv('HOME', str(home))
-    assert bake_cifar10.main(['1', str(context), 'http://invalid.invalid/x']) == 0
-    datadir = home / '.keras' / 'datasets'
-    assert sorted(os.listdir(str(datadir))) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
-    # What a first run finds: the cache is complete, so nothing is downloaded.
-    assert dataset.ensure('http://127.0.0.1:1/never-asked') == str(datadir / dataset.NAME)
-    assert dataset.check_batch(str(datadir / 'cifar-10-batches-py' / 'test_batch')) is None
-
-
-def test_bake_script_downloads_from_the_build_argument(mirror, tmp_path, monkeypatch):
     bake_cifar10 = docker_module('bake_cifar10')
     from runkit import dataset
     url, md5 = mirror
     monkeypatch.setenv(dataset.MD5_VARIABLE, md5)
     monkeypatch.delenv(dataset.URL_VARIABLE, raising=False)
-    monkeypatch.setenv('HOME', str(tmp_path))
-    empty_context = tmp_path / 'context'
-    empty_context.mkdir()
-    assert bake_cifar10.main(['1', str(empty_context), url + '/cifar-10-python.tar.gz']) == 0
-    assert os.path.isdir(str(tmp_path / '.keras' / 'datasets' / dataset.NAME))
+    # From a local archive in the build context (docker/cifar10/), or the build argument's URL.
+    context, empty = tmp_path / 'context', tmp_path / 'empty'
+    context.mkdir()
+    empty.mkdir()
+    shutil.copyfile(os.path.join(cifar_home, '.keras', 'datasets', dataset.NAME + '.tar.gz'),
+                    str(context / 'cifar-10-python.tar.gz'))
+    for home, argv in (('local', [str(context), 'http://invalid.invalid/x']),
+                       ('download', [str(empty), url + '/cifar-10-python.tar.gz'])):
+        (tmp_path / home / '.keras').mkdir(parents=True)
+        monkeypatch.setenv('HOME', str(tmp_path / home))
+        assert bake_cifar10.main(['1'] + argv) == 0
+        datadir = tmp_path / home / '.keras' / 'datasets'
+        assert sorted(os.listdir(str(datadir))) == [dataset.NAME, dataset.NAME + '.tar.gz']
+        # What a first run finds: the cache is complete, so nothing is downloaded.
+        assert dataset.ensure('http://127.0.0.1:1/never-asked') == str(datadir / dataset.NAME)
+        assert dataset.check_batch(str(datadir / dataset.NAME / 'test_batch')) is None
     # A failed download fails the build in one line naming the way round it.
     monkeypatch.setenv('HOME', str(tmp_path / 'other'))
     with pytest.raises(SystemExit) as e:
-        bake_cifar10.main(['1', str(empty_context), url + '/missing.tar.gz'])
+        bake_cifar10.main(['1', str(empty), url + '/missing.tar.gz'])
     assert 'HTTP 404' in str(e.value) and 'docker/cifar10/' in str(e.value)
     assert '\n' not in str(e.value)
-
-
-# The run lines the docs and headers give, against the images ---------------------------------
-
-def docker_commands(text, verb):
-    """Every `docker <verb> ...` command line in `text` (README and docs code blocks, a
-    Dockerfile's header), its backslash continuations joined, as shlex words."""
-    import shlex
-    text = re.sub(r'\\\n[#\s]*', ' ', text)
-    found = []
-    for line in text.splitlines():
-        command = line.lstrip('# ')
-        if command.startswith('docker %s ' % verb):
-            found.append(shlex.split(command.split('  #')[0]))
-    return found
-
-
-def header(path):
-    """A Dockerfile's comment lines before its first instruction."""
-    lines = []
-    for line in read(path).splitlines():
-        if line and not line.startswith('#'):
-            break
-        lines.append(line)
-    return '\n'.join(lines)
-
-
-def mounts(words):
-    """{container path: source} of a docker run's -v options."""
-    return dict(reversed(words[i + 1].split(':')[:2]) for i, w in enumerate(words) if w == '-v')
-
-
-def image_mount_points(dfp):
-    """What the image makes for mounting: the VOLUMEs and the mkdir'd cache folders."""
-    final = final_stage(dfp)
-    points = set(json.loads(values(final, 'VOLUME')[-1]['value']))
-    useradd = next(i for i in values(user_stage(dfp), 'RUN') if 'useradd' in i['value'])
-    mkdir = next(step.strip() for step in ' '.join(useradd['value'].split()).split('&&')
-                 if step.strip().startswith('mkdir -p '))
-    return points | set(mkdir.split()[2:])
-
-
-@pytest.mark.parametrize('which', ['main', 'ngc'])
-def test_each_header_gives_its_own_build_and_run_line(parser, ngc_parser, which):
-    dfp, path = (parser, 'Dockerfile') if which == 'main' else (ngc_parser,
-                                                                'docker/ngc.Dockerfile')
-    text = header(path)
-    builds = docker_commands(text, 'build')
-    expected = (['docker', 'build', '-t', 'allconvnet', '.'] if which == 'main' else
-                ['docker', 'build', '-f', 'docker/ngc.Dockerfile', '-t', 'allconvnet', '.'])
-    assert builds == [expected], builds
-    (run,) = docker_commands(text, 'run')
-    assert run[:4] == ['docker', 'run', '--rm', '--gpus'] and run[-1] == 'allconvnet', run
-    mounted = mounts(run)
-    assert set(mounted) <= image_mount_points(dfp), mounted
-    assert '/app/logs' in mounted and '/home/allconv/.keras/datasets' in mounted
-    # The CUDA 10 image JIT-compiles on GPUs it has no SASS for; NVIDIA's build has the kernels.
-    cache = env_of(dfp)['CUDA_CACHE_PATH']
-    assert (cache in mounted) == (which == 'main'), mounted
-
-
-def test_the_readme_says_first_which_image_for_which_gpu():
-    readme = read('README.md')
-    section = readme[readme.index('## On an NVIDIA GPU'):]
-    first = section[:section.index('```')]
-    assert 'Volta' in first and 'Ampere' in first and '7.5' in first and '8.0' in first
-    assert '`docker build -t allconvnet .`' in first
-    assert '`docker build -f docker/ngc.Dockerfile -t allconvnet .`' in first
-    assert '`make image`' in first and '`docker run --gpus all allconvnet`' in first
-    # The build command the refusal gives is the README's.
-    from runkit import session
-    assert '`%s`' % session.NGC_BUILD in first
-
-
-def selfcheck_line():
-    readme = read('README.md')
-    (words,) = [w for w in docker_commands(readme, 'run') if 'tools.selfcheck' in w]
-    return words
-
-
-def test_the_selfcheck_line_runs_in_both_images(parser, ngc_parser):
-    words = selfcheck_line()
-    assert words == docker_commands(read('docs', 'docker.md'), 'run')[
-        [('tools.selfcheck' in w) for w in docker_commands(read('docs', 'docker.md'),
-                                                           'run')].index(True)]
-    image = words.index('allconvnet')
-    assert words[image + 1:] == ['-m', 'tools.selfcheck']
-    entrypoint = words[words.index('--entrypoint') + 1]
-    # A bare `python`: the venv's, first on PATH, in the CUDA 10 image; the image's own in NGC's
-    # (which has no /opt/venv).
-    assert entrypoint == 'python'
-    assert env_of(parser)['PATH'].split(':')[0] == '/opt/venv/bin'
-    assert json.loads(values(final_stage(ngc_parser), 'ENTRYPOINT')[-1]['value'])[0] == 'python'
-    for dfp in (parser, ngc_parser):
-        assert set(mounts(words)) <= image_mount_points(dfp)
-        assert '/app/logs' in mounts(words)
-        files = image_files(dfp)
-        # `-m tools.selfcheck` from WORKDIR /app, and the project modules it imports.
-        assert {'tools/__init__.py', 'tools/selfcheck.py'} <= files, sorted(files)
-        # Every module it imports, and every module those import.
-        seen, todo = set(), ['tools.selfcheck']
-        while todo:
-            module = todo.pop()
-            path = module.replace('.', '/')
-            assert path + '.py' in files or path + '/__init__.py' in files, module
-            source = os.path.join(ROOT, path + '.py')
-            for name in project_imports(source) if os.path.isfile(source) else ():
-                if name not in seen:
-                    seen.add(name)
-                    todo.append(name)
-
-
-def image_files(dfp):
-    """The repository files the final stage copies under WORKDIR /app, as repository paths."""
-    files = set()
-    for words in code_copies(dfp):
-        for source in words[:-1]:
-            if source.endswith('/'):
-                for base, _, names in os.walk(os.path.join(ROOT, source)):
-                    files.update(os.path.relpath(os.path.join(base, n), ROOT) for n in names)
-            else:
-                files.add(source)
-    return files
-
-
-def project_imports(path):
-    """The modules of this repository that the file at `path` imports, absolute names."""
-    import ast
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update('%s.%s' % (node.module, a.name) for a in node.names)
-    local = ('tools', 'runkit', 'allconvnet', 'make_parallel', 'predict')
-    found = set()
-    for name in names:
-        if name.split('.')[0] in local:
-            # `from runkit import plot` names a module; `from runkit.plot import plot_run` not.
-            path = os.path.join(ROOT, *name.split('.'))
-            if os.path.isfile(path + '.py') or os.path.isdir(path):
-                found.add(name)
-    return found
-
-
-@pytest.mark.parametrize('which', ['main', 'ngc'])
-def test_the_reference_set_is_where_the_selfcheck_looks_and_no_volume_hides_it(
-        parser, ngc_parser, which):
-    dfp = parser if which == 'main' else ngc_parser
-    final = final_stage(dfp)
-    workdir = values(final, 'WORKDIR')[-1]['value']
-    (copy,) = [words for words in code_copies(dfp) if words[0] == REFERENCE_SET + '/']
-    inside = os.path.normpath(os.path.join(workdir, copy[-1]))
-    assert env_of(dfp)['ALLCONVNET_REFERENCE_SET'] == inside
-    for volume in json.loads(values(final, 'VOLUME')[-1]['value']):
-        assert not (inside + '/').startswith(volume.rstrip('/') + '/'), (inside, volume)
-    # The self-check's default is that variable (tools/selfcheck.py, issue 20).
-    assert 'ALLCONVNET_REFERENCE_SET' in read('tools', 'selfcheck.py')
-
-
-def test_the_reference_set_has_what_the_image_copies():
-    root = os.path.join(ROOT, REFERENCE_SET)
-    assert os.path.isfile(os.path.join(root, 'README.md'))
-    seeds = sorted(glob.glob(os.path.join(root, 'seed-*')))
-    assert len(seeds) >= 5, seeds
-    for seed in seeds:
-        for name in ('history.csv', 'run.json', 'command.txt'):
-            assert os.path.isfile(os.path.join(seed, name)), (seed, name)
 
 
 # make image ---------------------------------------------------------------------------------
@@ -937,10 +704,9 @@ def build_image(tmp_path, smi=None, gpus=None):
     import standin_cuda
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir(exist_ok=True)
-    smi_script = ('#!/bin/sh\nprintf "%s"\n' % smi if smi is not None else
-                  '#!/bin/sh\necho \'Field "compute_cap" is not a valid field to query.\'\n'
-                  'exit 2\n')
-    (bin_dir / 'nvidia-smi').write_text(smi_script)
+    (bin_dir / 'nvidia-smi').write_text(
+        '#!/bin/sh\nprintf "%s"\n' % smi if smi is not None else
+        '#!/bin/sh\necho \'Field "compute_cap" is not a valid field to query.\'\nexit 2\n')
     (bin_dir / 'nvidia-smi').chmod(0o755)
     env = dict(os.environ, DRY_RUN='1', PATH='%s:%s:/usr/bin:/bin' % (
         bin_dir, os.path.dirname(sys.executable)))
