@@ -174,17 +174,13 @@ def test_the_set_s_readme_gives_the_band_s_figures():
 # --- several runs of a change, judged together (tools/multirun.py) ------------------------------
 
 def test_the_set_s_own_runs_one_by_one_are_inside_per_epoch():
-    # Leave-one-out over the runs that did not blow up. The whole-curve score fails seed-8,
-    # which left the plateau last and is judged on two epochs: docs/curves.md says so, and
-    # the per-epoch statistic decides.
+    # Leave-one-out over the runs that did not blow up, through the multi-run judgement.
     from tools import multirun
     refs = members()
-    outside = []
-    for run in [r for r in refs if curves.blow_up(r) is None]:
-        result = multirun.judge([run], [r for r in refs if r is not run])
-        assert result['per_epoch'][1], run.name
-        outside += [] if result['whole_curve'][1] else [run.name]
-    assert outside == ['seed-8']
+    healthy = [r for r in refs if curves.blow_up(r) is None]
+    assert len(healthy) >= 9
+    for run in healthy:
+        assert multirun.judge([run], [r for r in refs if r is not run])['per_epoch'][1], run.name
 
 
 def test_runs_that_stay_at_chance_together_are_caught_where_fewer_are_not():
@@ -199,9 +195,37 @@ def test_runs_that_stay_at_chance_together_are_caught_where_fewer_are_not():
     assert not three['per_epoch'][1] and three['stuck'][1] < multirun.FAMILY
 
 
-def test_the_power_table_is_measured_from_the_committed_runs():
+# The changes of logs/reference/upstream-10k-changed, in docs/curves.md's order.
+CHANGES = (('blog', 'the blog recipe (`--recipe blog`)'), ('labelnoise', '20% label noise'),
+           ('lr3x', "a learning rate 3x the recipe's (`--lr 0.03`)"),
+           ('noaug', 'no augmentation'), ('nodrop', 'dropout off'))
+
+
+def power_table():
+    """docs/curves.md's table of what each change's runs are caught by, one run at a time and
+    all together, as Markdown lines."""
     from tools import multirun
+    refs = curves.load_references([SET])
+    lines = ['| change | runs (seeds) | 1 run: caught | all runs together: caught |',
+             '|---|---|---|---|']
+    for name, text in CHANGES:
+        runs = curves.runs_in(os.path.join(CHANGED, name))
+        singles = [curves.compare(r, refs).exit_code for r in runs]
+        together = multirun.judge(runs, refs)
+        stuck, chance = together['stuck']
+        undecided = singles.count(curves.UNDECIDED)
+        lines.append('| %s | %d (%s) | %d of %d%s | %s%s |' % (
+            text, len(runs), ', '.join(os.path.basename(r).replace('seed-', '') for r in runs),
+            singles.count(curves.OUTSIDE), len(runs),
+            ' (%d undecided)' % undecided if undecided else '',
+            'missed' if together['per_epoch'][1] else '**caught**',
+            ' (%d stuck at chance: chance %.3f)' % (len(stuck), chance) if stuck else ''))
+    return lines
+
+
+def test_the_power_table_is_measured_from_the_committed_runs():
+    """After adding runs, paste what this prints over the table in docs/curves.md."""
     with open(os.path.join(ROOT, 'docs', 'curves.md')) as f:
         doc = [line.strip() for line in f]
-    for line in multirun.power_table(SET, CHANGED):
-        assert line in doc, line
+    table = power_table()
+    assert all(line in doc for line in table), 'docs/curves.md should have:\n' + '\n'.join(table)

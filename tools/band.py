@@ -37,12 +37,10 @@ MIN_SET_RUNS = 5
 
 
 def band(values, level=LEVEL, images=None):
-    """(centre, half-width) of the band that one more run of the references' configuration
-    falls in with probability `level`, from the references' values of one metric at one epoch:
-    the normal prediction interval mean +- t * s * sqrt(1 + 1/n), with s the values' standard
-    deviation and t Student's quantile for n - 1 degrees of freedom. For an accuracy measured
-    on `images` images, s^2 gains the binomial variance p(1 - p) / images. NaN without two
-    finite values."""
+    """(centre, half-width) of the normal prediction interval mean +- t * s * sqrt(1 + 1/n)
+    of one more run, from the references' values of one metric at one epoch (t: Student's, n - 1
+    degrees of freedom). An accuracy measured on `images` images adds the binomial variance
+    p(1 - p) / images to s^2. NaN without two finite values."""
     from scipy.special import stdtrit  # here: scipy.special loads in 0.2 s, scipy.stats in 1 s
     values = [v for v in values if math.isfinite(v)]
     n = len(values)
@@ -88,10 +86,9 @@ def image_count(refs, metric):
 
 
 def left_plateau(history):
-    """The epoch, fractional, at which `history`'s val_acc first reaches PLATEAU_EXIT: linear
-    between that epoch and the one before. A run off the plateau at its first row left it at
-    a time the history does not show, and is taken to have left by epoch 1, as most runs do
-    (a history may start later than epoch 1). inf when it never does, or has no val_acc."""
+    """The epoch, fractional, at which val_acc first reaches PLATEAU_EXIT, linear between that
+    epoch and the one before; inf when it never does. A run off the plateau at its first row
+    (a history may start later than epoch 1) is taken to have left by epoch 1, as most do."""
     if 'val_acc' not in history.frame.columns:
         return math.inf
     acc = history.frame['val_acc'].dropna()
@@ -105,27 +102,21 @@ def left_plateau(history):
     return float(e0 + (PLATEAU_EXIT - v0) / (v1 - v0) * (e1 - e0))
 
 
-def alignment(delay, refs):
-    """(`delay`, each reference's left_plateau()): what a drawn band aligns on, for a run that
+def set_alignment(refs, delay=1.):
+    """(delay, each reference's left_plateau()): what a drawn band aligns on, for a run that
     left the plateau at epoch `delay`; None when fewer than two references leave it, so that
-    there is nothing to align and the band is drawn epoch by epoch."""
+    the band is drawn epoch by epoch."""
     theirs = [left_plateau(r) for r in refs]
     return (delay, theirs) if sum(map(math.isfinite, theirs)) >= 2 else None
 
 
-def set_alignment(refs, delay=None):
-    """alignment() for a run that left the plateau at epoch `delay`, by default (and for one
-    that never did) at epoch 1, as most do: what a set's band is drawn for on its own."""
-    return alignment(1. if delay is None or math.isinf(delay) else delay, refs)
-
-
 def run_alignment(run, refs, shared):
-    """The alignment() a drawn band judges `run` by over the epochs `shared`, or None: none
+    """The alignment a drawn band judges `run` by over the epochs `shared`, or None: none
     without val_acc, and none when its val_acc is NaN before it left the plateau, since a NaN
     is no plateau: judged epoch by epoch, no band admits it."""
     if 'val_acc' not in run.frame.columns:
         return None
-    shift = alignment(left_plateau(run), refs)
+    shift = set_alignment(refs, left_plateau(run))
     if shift is not None and run.frame.loc[[e for e in shared if e < shift[0]],
                                            'val_acc'].isnull().any():
         return None
@@ -134,9 +125,9 @@ def run_alignment(run, refs, shared):
 
 def reference_values(refs, metric, epochs, shift=None):
     """DataFrame over `epochs`, a column per reference, of its `metric`: at the same epoch, or
-    with `shift` = alignment(run's delay, refs) as many epochs after it left the plateau as
-    the run is at each of `epochs`, interpolated linearly between its epochs; NaN where that
-    is before the plateau's end or after the reference's last epoch."""
+    with `shift` from set_alignment() as many epochs after it left the plateau as the run is at
+    each of `epochs`, interpolated between its epochs; NaN before the plateau's end or after
+    the reference's last epoch."""
     if shift is None:
         return pandas.DataFrame({i: r.frame[metric] for i, r in enumerate(refs)}).reindex(epochs)
     mine, theirs = shift

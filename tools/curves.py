@@ -18,6 +18,7 @@ importable; runkit/plot.py draws.
 """
 import argparse
 import collections
+import math
 import os
 import sys
 
@@ -28,40 +29,32 @@ from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
 from runkit.errors import exit_code, prepare
 from runkit.plot import formats, plot
 from tools import multirun
-# The rooms this command line joins: reading runs, the band's statistic, the comparison and its
-# report. Their names are importable from here too, as from one module.
-from tools.band import (BLOWN_UP, IMAGES, LEVEL, MIN_SET_RUNS, PLATEAU_EXIT,  # noqa: F401
-                        SET_METRICS, alignment, band, bands, before_blow_up, blow_up,
-                        image_count, left_plateau, reference_values, run_alignment,
-                        set_alignment)
-from tools.report import (DEFAULT_TOL, INSIDE, MAX_ROWS, NOT_ENOUGH, OUTSIDE,  # noqa: F401
-                          UNDECIDED, USAGE, Report, check_bands, compare, differences,
-                          format_report, set_folder, settings)
-from tools.runs import (METRICS, CurvesError, History, as_history, epoch_ranges,  # noqa: F401
-                        load_history, load_references, require_columns, runs_in)
+# The rooms this command line joins; what the suite and a user's script import, from here.
+from tools.band import (LEVEL, MIN_SET_RUNS, PLATEAU_EXIT, SET_METRICS, band, bands,  # noqa: F401
+                        before_blow_up, blow_up, left_plateau, reference_values, set_alignment)
+from tools.report import (DEFAULT_TOL, INSIDE, MAX_ROWS, NOT_ENOUGH, OUTSIDE, UNDECIDED,  # noqa
+                          check_bands, compare, format_report, set_folder)
+from tools.runs import (METRICS, CurvesError, History, epoch_ranges, load_history,  # noqa: F401
+                        load_references, require_columns, runs_in)
 
 CLAIM_THRESHOLD, CLAIM_EPOCH = 0.90, 350
 PROG = 'python -m tools.curves'
 
 
-def band_frames(refs, metrics, level=LEVEL, delay=None):
-    """{metric: DataFrame by epoch of the references' mean, low and high of the band, min and
-    max}, for the metrics every reference has, over the epochs two or more of them have: the
-    band of a run that left the plateau at epoch `delay`, by default at its first, as most do
-    (none before it)."""
+def band_frames(refs, metrics, level=LEVEL, delay=1.):
+    """{metric: DataFrame by epoch of the band's mean, low and high and the references' min and
+    max}, for the metrics every reference has, over the epochs two or more have: the band of a
+    run that left the plateau at epoch `delay`."""
     refs = [before_blow_up(r) for r in refs]
     counts = collections.Counter(e for r in refs for e in r.epochs)
     epochs = sorted(e for e, c in counts.items() if c >= 2)
-    frames = {}
-    if not epochs:
-        return frames
-    shift = set_alignment(refs, delay)
-    for m in [m for m in metrics if all(m in r.frame.columns for r in refs)]:
+    shift, frames = set_alignment(refs, delay), {}
+    for m in [m for m in metrics if epochs and all(m in r.frame.columns for r in refs)]:
         centre, half = bands(refs, m, epochs, None, level, shift)
         values = reference_values(refs, m, epochs, shift)
-        frame = pandas.DataFrame({'mean': centre, 'low': centre - half, 'high': centre + half,
-                                  'min': values.min(axis=1), 'max': values.max(axis=1)})
-        frames[m] = frame.dropna(subset=['mean'])
+        frames[m] = pandas.DataFrame({'mean': centre, 'low': centre - half, 'high': centre + half,
+                                      'min': values.min(axis=1), 'max': values.max(axis=1)}
+                                     ).dropna(subset=['mean'])
     return frames
 
 
@@ -76,20 +69,16 @@ def band_summary(refs, metrics, level=LEVEL):
     lines = ['%d runs (%s), band at level %g per epoch and metric' % (
         len(refs), ', '.join(r.name for r in refs), level)]
     if shift is not None:
-        delays = shift[1]
         lines.append('for a run that left the chance plateau (val_acc %g) by its first epoch, as '
                      '%d of these did; the others left at %s (docs/curves.md)' % (
-                         PLATEAU_EXIT, sum(d <= 1 for d in delays), ', '.join(
-                             '%.2f' % d for d in sorted(delays) if d > 1) or '-'))
-    lines += ['',
-        '| epoch | ' + ' | '.join('%s mean | %s runs min-max | %s band' % (m, m, m)
-                                 for m in frames) + ' |',
-        '|---|' + '---|---|---|' * len(frames)]
-    for e in next(iter(frames.values())).index:
-        lines.append('| %d | ' % e + ' | '.join(
-            '%.4f | %.4f-%.4f | %.4f-%.4f' % tuple(f.loc[e, c] for c in
-                                                    ('mean', 'min', 'max', 'low', 'high'))
-            for f in frames.values()) + ' |')
+                         PLATEAU_EXIT, sum(d <= 1 for d in shift[1]),
+                         ', '.join('%.2f' % d for d in sorted(shift[1]) if d > 1) or '-'))
+    lines += ['', '| epoch | ' + ' | '.join('%s mean | %s runs min-max | %s band' % (m, m, m)
+                                           for m in frames) + ' |',
+              '|---|' + '---|---|---|' * len(frames)]
+    lines += ['| %d | ' % e + ' | '.join('%.4f | %.4f-%.4f | %.4f-%.4f' % tuple(
+        f.loc[e, ['mean', 'min', 'max', 'low', 'high']]) for f in frames.values()) + ' |'
+        for e in next(iter(frames.values())).index]
     for m, f in frames.items():
         half = f['high'] - f['mean']
         lines.append('%s: a run is outside once it is more than %.4f (epoch %d) to %.4f (epoch '
@@ -99,20 +88,20 @@ def band_summary(refs, metrics, level=LEVEL):
 
 
 def band_curves(refs, level=LEVEL, delay=None):
-    """What plot() draws for a reference set: (label, {column: DataFrame of low, high, min,
-    max by epoch}) for the validation curves, aligned for a run that left the plateau at
-    epoch `delay` (band_frames)."""
-    name = os.path.basename(os.path.abspath(set_folder(refs)))
+    """What plot() draws for a reference set: (label, band_frames() of the validation curves)
+    for a run that left the plateau at epoch `delay`; one that never did, or None, is drawn
+    for as one that left at epoch 1, as most do."""
+    delay = delay if delay is not None and math.isfinite(delay) else 1.
     frames = band_frames(refs, SET_METRICS, level, delay)
     # An accuracy outside [0, 1] cannot happen, so the drawing stops there; a loss below 0 too.
     for column, frame in frames.items():
         frame['low'] = frame['low'].clip(lower=0)
         if column.endswith('acc'):
             frame['high'] = frame['high'].clip(upper=1)
-    shift = set_alignment(refs, delay)
-    aligned = ', aligned on leaving the plateau at epoch %.2f' % shift[0] if shift else ''
+    aligned = (', aligned on leaving the plateau at epoch %.2f' % delay
+               if set_alignment(refs) else '')
     return ('%s: %d runs, band at level %g%s, darker: their range' % (
-        name, len(refs), level, aligned), frames)
+        os.path.basename(os.path.abspath(set_folder(refs))), len(refs), level, aligned), frames)
 
 
 def check_out(out):
@@ -138,7 +127,7 @@ def level_arg(text):
     return value
 
 EXIT_CODES = """exit codes:
-  judge    0 the runs together are inside, 1 outside (by --statistic)
+  judge    0 the runs together are inside, 1 outside
   compare  0 inside the band at every judged epoch, 1 outside at one or more, 3 undecided:
            the run never left the chance plateau that the references left, or it blew up
            (a loss above 2 ln 10, or diverged), which healthy seeds do at times
@@ -176,9 +165,6 @@ def build_parser():
                             'a reference set (tools/multirun.py)')
     j.add_argument('reference', metavar='SET')
     j.add_argument('runs', metavar='RUN', nargs='+')
-    j.add_argument('--statistic', choices=('per-epoch', 'whole-curve'), default='per-epoch',
-                   help='what decides the exit code (default %(default)s; the report shows '
-                        'both, docs/curves.md their power)')
     b = sub.add_parser('band', help="a reference set's band per epoch, as a Markdown table")
     b.add_argument('reference', metavar='REFERENCE', nargs='+')
     b.add_argument('--metrics', type=comma_list(METRICS), default=list(SET_METRICS),
@@ -241,8 +227,7 @@ def main(argv=None):
     if args.command == 'judge':
         result = multirun.judge(args.runs, [args.reference])
         print(multirun.format_judgement(result))
-        inside = result['per_epoch' if args.statistic == 'per-epoch' else 'whole_curve'][1]
-        return INSIDE if inside else OUTSIDE
+        return INSIDE if result['per_epoch'][1] else OUTSIDE
     if args.command == 'band':
         print(band_summary(load_references(args.reference), args.metrics, args.level))
         return 0

@@ -15,10 +15,9 @@ from tools.runs import METRICS, CurvesError, as_history, epoch_ranges, require_c
 # One reference: the band of val_acc around it, unless --tol says otherwise.
 DEFAULT_TOL = 0.02
 
-INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3  # exit codes, explained in EXIT_CODES
-
-# compare: the run never left the plateau that the references left, or it blew up, which a
-# healthy seed of the set's configuration also does at times: neither says the code changed.
+# Exit codes (curves.EXIT_CODES). UNDECIDED: the run never left the plateau that the references
+# left, or it blew up, which a healthy seed also does at times: neither says the code changed.
+INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3
 UNDECIDED = NOT_ENOUGH
 
 # What a set's band judges: its runs must agree in these (run.json, settings()).
@@ -80,11 +79,11 @@ def differences(run, refs):
 
 
 class Report:
-    """The outcome of compare(): `table` has, per shared epoch, <metric>_run, _centre, _half,
-    _diff (run - centre) and _ok for every compared metric, ok, plateau (the run had not left
-    it: not judged) and judged; first_out and worst_out are (epoch, metric) or None. `ref` is
-    the reference when there is one, else None; `shift` the alignment() or None. A run that
-    never left the plateau the references left is `undecided`, neither ok nor outside."""
+    """compare()'s outcome. `table` has, per shared epoch, <metric>_run, _centre, _half, _diff
+    (run - centre) and _ok for each metric, ok, plateau (not left yet: not judged) and judged;
+    first_out and worst_out are (epoch, metric) or None; `ref` the one reference or None,
+    `shift` the alignment or None. A run that never left the plateau the references left is
+    `undecided`, and one that blew up `blew_up`: neither ok nor outside."""
 
     def __init__(self, run, refs, tolerances, level, table, notes, shift=None):
         self.run, self.refs, self.tolerances, self.level = run, refs, tolerances, level
@@ -94,9 +93,7 @@ class Report:
         self.out_epochs = [int(e) for e in table.index[~table['ok']]]
         self.plateau = [int(e) for e in table.index[table['plateau']]]
         self.judged = [int(e) for e in table.index[table['judged']]]
-        self.unbanded = sorted(set(self.shared) - set(self.plateau) - set(self.judged))
         self.undecided = shift is not None and not self.judged
-        # A blow-up is its own outcome: a healthy seed does it too (docs/curves.md).
         self.blew_up = blow_up(run)
         self.ok = not self.out_epochs and not self.undecided and self.blew_up is None
         self.exit_code = (UNDECIDED if self.undecided or self.blew_up is not None else
@@ -119,8 +116,7 @@ class Report:
 
 
 def check_bands(tolerances, refs, level):
-    wrong = {m: t for m, t in tolerances.items()
-             if m not in METRICS or not (t is None or t >= 0)}
+    wrong = {m: t for m, t in tolerances.items() if m not in METRICS or not (t is None or t >= 0)}
     if wrong:
         raise CurvesError('cannot compare %r: metrics are %s, bands 0 or more'
                           % (wrong, ', '.join(METRICS)))
@@ -166,9 +162,9 @@ def shared_epochs(run, refs, need):
 def band_references(run, refs, tolerances):
     """(the references a band is drawn from, notes): without the run itself, and for a drawn
     band without the epochs where a reference had blown up."""
-    notes = []
-    if len(refs) > 1 and any(os.path.realpath(r.path) == os.path.realpath(run.path) for r in refs):
-        refs = [r for r in refs if os.path.realpath(r.path) != os.path.realpath(run.path)]
+    notes, mine = [], os.path.realpath(run.path)
+    if len(refs) > 1 and any(os.path.realpath(r.path) == mine for r in refs):
+        refs = [r for r in refs if os.path.realpath(r.path) != mine]
         notes.append('the run is one of the references: it is left out of the band')
     if (tolerances is None and len(refs) > 1) or None in (tolerances or {}).values():
         refs = [before_blow_up(r) for r in refs]
@@ -207,9 +203,9 @@ def compare(run, refs, tolerances=None, level=LEVEL):
             table['judged'] &= centre.notnull()
         # The slack absorbs float noise in the subtraction, so a band of 0.02 admits 0.13 - 0.11.
         inside = ((a - centre).abs() <= half * (1 + 1e-9) + 1e-15) | (a.isnull() & centre.isnull())
-        table[metric + '_run'], table[metric + '_centre'] = a, centre
-        table[metric + '_half'], table[metric + '_diff'] = half, a - centre
-        table[metric + '_ok'] = inside
+        for column, values in (('run', a), ('centre', centre), ('half', half),
+                               ('diff', a - centre), ('ok', inside)):
+            table[metric + '_' + column] = values
     for metric in tolerances:
         table[metric + '_ok'] |= ~table['judged']
         table['ok'] &= table[metric + '_ok']
