@@ -3,6 +3,7 @@
 Each failure case runs the real tool on a copy of the repo with one thing broken, so a pass
 here means CI would have failed on that breakage. No TensorFlow: the tool reads text only.
 """
+import ast
 import os
 import re
 import shutil
@@ -155,10 +156,57 @@ def test_every_listing_line_is_accounted_for_with_a_reason():
             assert row.rstrip(' |\n').endswith(')*'), 'a change without reason and source: ' + row
 
 
+def looks_like_prose(text):
+    """A line of the post that is English, not Python: the rule blog_listing.txt states.
+    Prose does not parse as Python and is mostly plain words; a lone word ("Convolution",
+    from a numbered list) parses as a name but is a heading all the same."""
+    body = re.sub(r'^(\u2022|\d+\.)\s*', '', text.strip()).strip()
+    if not body:
+        return True
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        words = body.split()
+        plain = [w for w in words if re.match(r'^\(?[A-Za-z][A-Za-z\'\u2019-]*[,.;:)?!]?$', w)]
+        return len(plain) >= 0.6 * len(words)
+    return (len(tree.body) == 1 and isinstance(tree.body[0], ast.Expr)
+            and isinstance(tree.body[0].value, ast.Name))
+
+
 @pytest.mark.skipif(not os.path.exists(POST), reason='the post text lives beside the repo')
-def test_listing_is_the_posts_own_text():
-    result = run(ROOT, '--check', '--blog', POST)
-    assert result.returncode == 0, result.stderr
+def test_listing_is_the_posts_own_text_and_each_claim_quotes_it():
+    """The listing is the post's code lines, verbatim and in order; each claim quotes it."""
+    with open(POST, encoding='utf-8') as f:
+        text = f.read()
+    flat = ' '.join(text.split())
+    for claim in blog_diff.read_claims([]):
+        assert ' '.join(claim['quote'].split()) in flat, claim['quote']
+    post, k = text.split('\n'), 0
+    for number, line, _ in blog_diff.read_listing():
+        while k < len(post) and post[k] != line:
+            assert looks_like_prose(post[k]), 'post line %d looks like code but is not in the ' \
+                'listing: %r' % (k + 1, post[k])
+            k += 1
+        assert k < len(post), 'listing line %d is not in the post: %r' % (number, line)
+        k += 1
+
+
+def test_the_post_check_catches_a_listing_line_it_lacks(tmp_path, monkeypatch):
+    """The check above can fail: a listing with a line the post lacks, and one without a code
+    line the post has."""
+    if not os.path.exists(POST):
+        pytest.skip('the post text lives beside the repo')
+    with open(os.path.join(ROOT, blog_diff.LISTING), encoding='utf-8') as f:
+        listing = f.read()
+    for broken in (listing.replace('model = Sequential()', 'model = Sequential() # x', 1),
+                   listing.replace('model = Sequential()\n', '', 1)):
+        assert broken != listing
+        (tmp_path / 'docs').mkdir(exist_ok=True)
+        (tmp_path / blog_diff.LISTING).write_text(broken, encoding='utf-8')
+        monkeypatch.setattr(blog_diff, 'ROOT', str(tmp_path))
+        monkeypatch.setattr(blog_diff, 'read_claims', lambda problems: [])
+        with pytest.raises(AssertionError):
+            test_listing_is_the_posts_own_text_and_each_claim_quotes_it()
 
 
 def test_comparison_ignores_whitespace_outside_strings_only():
