@@ -20,8 +20,8 @@ whose MD5 the user set could otherwise write anywhere the user can.
 """
 import argparse
 import contextlib
-import errno
 import http.client
+import ipaddress
 import os
 import re
 import pickle
@@ -35,11 +35,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 
 import numpy as np
 
 from runkit.argtypes import Parser
-from runkit.errors import Interrupted, Refused, WriteFailed, exit_code, prepare
+from runkit.errors import (WRITE_ERRNOS, Interrupted, Refused, WriteFailed, exit_code,
+                           prepare)
 from runkit.files import (DIR_MODE, MODE, digest, lock_file, make_folders, open_folder,
                           unlock_file)
 
@@ -109,24 +111,21 @@ def download(url, path):
     try:
         with urllib.request.urlopen(url, timeout=READ_TIMEOUT) as response, \
                 open(path, 'wb') as out:
-            total = int(response.headers.get('Content-Length') or 0)
-            if total < 0 or total > MAX_BYTES:
-                raise DatasetError('announced %d bytes, not CIFAR-10\'s 170 MB' % total)
+            total = announced(response)
             bar = Progbar(total) if total > 0 else None
             got = copy_watched(response, out, bar)
     except urllib.error.HTTPError as e:
         raise DatasetError('download of %s failed: HTTP %d %s' % (url, e.code, e.reason))
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, OSError) and e.reason.errno in WRITE_ERRNOS:
-            raise WriteFailed('cannot write %s: %s' % (path, e.reason.strerror)) from None
-        # No network, a refused connection or an unknown host: name the way round it.
-        raise DatasetError('cannot reach %s (%s); %s' % (url, e.reason, manual_route(
-            os.path.join(os.path.dirname(path), NAME + '.tar.gz'))))
     except DatasetError as e:
         raise DatasetError('download of %s %s' % (url, e))
-    except OSError as e:
-        if e.errno in WRITE_ERRNOS:
-            raise WriteFailed('cannot write %s: %s' % (path, e.strerror)) from None
+    except OSError as e:  # a URLError too, whose reason is what failed
+        cause = getattr(e, 'reason', e)
+        if getattr(cause, 'errno', None) in WRITE_ERRNOS:
+            raise WriteFailed('cannot write %s: %s' % (path, cause.strerror)) from None
+        if isinstance(e, urllib.error.URLError):
+            # No network, a refused connection or an unknown host: name the way round it.
+            raise DatasetError('cannot reach %s (%s); %s' % (url, e.reason, manual_route(
+                os.path.join(os.path.dirname(path), NAME + '.tar.gz'))))
         raise DatasetError('download of %s failed midway (%s: %s)' % (url, type(e).__name__, e))
     except http.client.IncompleteRead as e:
         raise DatasetError('download of %s was cut short after %d bytes' % (url, len(e.partial)))
@@ -138,8 +137,18 @@ def download(url, path):
     print()
 
 
-# A write that failed for want of room or a limit (ulimit -f): the disk's fault, not the mirror's.
-WRITE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+def announced(response):
+    """The size the server announced, 0 if it did not; DatasetError for a Content-Length that
+    is no byte count (int() would take '+5', '-0' or '\u00b2'), or is too large."""
+    length = response.headers.get('Content-Length')
+    if length is None:
+        return 0
+    if not re.fullmatch(r'[0-9]{1,20}', length):
+        raise DatasetError('failed: the server sent Content-Length %r, which is no byte count'
+                           % length)
+    if int(length) > MAX_BYTES:
+        raise DatasetError('announced %s bytes, not CIFAR-10\'s 170 MB' % length)
+    return int(length)
 
 
 def copy_watched(response, out, bar):
@@ -182,21 +191,33 @@ def safe_members(archive, t):
         raise DatasetError('%s holds %s, %r; only regular files and folders under %s/ are '
                            'unpacked, so nothing was' % (archive, kind, m.name, NAME))
     for m in members:
-        # Plain modes, as a download tool gives its files: no setuid, sticky or world-writable.
+        # Plain modes, as a download tool gives its files: no setuid, sticky or world-writable;
+        # and this process's owner, where root's tarfile would give the archive's (by name).
         m.mode = DIR_MODE if m.isdir() else MODE
+        m.uid, m.gid, m.uname, m.gname = os.geteuid(), os.getegid(), '', ''
     return members
 
 
 def unpack(archive, datadir):
-    """Unpack the archive beside itself, as get_file(untar=True) does, but whole or not at all."""
+    """Unpack the archive beside itself, as get_file(untar=True) does, but whole or not at all:
+    DatasetError for an archive that is no sound CIFAR-10 tar.gz, WriteFailed (the archive
+    kept: it is sound as far as it was read) for a disk that cannot hold the files."""
     folder = os.path.join(datadir, NAME)
     work = tempfile.mkdtemp(prefix='.unpack-', dir=datadir)
     try:
         try:
             with tarfile.open(archive, 'r:gz') as t:
                 t.extractall(work, members=safe_members(archive, t))
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise DatasetError('could not unpack %s (%s: %s)' % (archive, type(e).__name__, e))
+        # gzip's own complaints are OSErrors without an errno; zlib's are no OSErrors at all.
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+            code = getattr(e, 'errno', None)
+            if code in WRITE_ERRNOS:
+                raise WriteFailed('cannot unpack %s into %s: %s; the verified archive is kept, '
+                                  'so free space (or raise ulimit -f) and rerun to unpack it'
+                                  % (archive, datadir, e.strerror)) from None
+            if code is not None:
+                raise  # not the archive's fault (the open-file limit): as_failure judges it
+            raise DatasetError('%s is not a readable tar.gz (%s)' % (archive, e)) from None
         for name in TRAIN_FILES + [TEST_FILE]:
             problem = check_batch(os.path.join(work, NAME, name))
             if problem:
@@ -215,17 +236,47 @@ def settings(url=None, md5=None):
     if not MD5_FORM.fullmatch(md5):
         raise DatasetError('%s=%r is not an MD5 checksum (32 hexadecimal digits)'
                            % (MD5_VARIABLE, md5))
-    try:
-        parts = urllib.parse.urlsplit(url) if url.isprintable() and ' ' not in url else None
-        host = parts.hostname if parts else None
-    except ValueError:  # an unclosed [IPv6 address
-        parts = host = None
-    if parts is None or parts.scheme not in ('http', 'https', 'file') or (
-            parts.scheme != 'file' and not (host and len(host) <= 253 and all(
-                0 < len(label) <= 63 for label in host.split('.')))) or not parts.path.strip('/'):
-        raise DatasetError('%s=%r is not an http://, https:// or file:// address of an archive'
-                           % (URL_VARIABLE, url))
+    fault = url_fault(url)
+    if fault:
+        raise DatasetError('%s=%r is not an http://, https:// or file:// address of an archive: '
+                           '%s' % (URL_VARIABLE, url, fault))
     return url, md5.lower()
+
+
+HOST_LABEL = re.compile(r'[A-Za-z0-9_-]{1,63}')
+
+
+def url_fault(url):
+    """Why urllib could not fetch `url` as it is written, or None. Whatever passes here reaches
+    the connection: http.client sends only ASCII (and would turn a host into IDNA), and takes
+    neither a port out of range nor a user:password@ (as a port)."""
+    if not url.isprintable() or ' ' in url:
+        return 'it holds a space or a control character'
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return 'an unclosed [ in its host'
+    if parts.scheme not in ('http', 'https', 'file'):
+        return 'its scheme is none of these'
+    if not parts.path.strip('/'):
+        return 'it names no file'
+    if parts.scheme == 'file':
+        return None
+    if not url.isascii():
+        return 'it is not ASCII (percent-encode the path, write a host in its xn-- form)'
+    if '@' in parts.netloc:
+        return 'urllib sends no user:password@'
+    host, _, port = re.fullmatch(r'(\[.*\]|[^:]*)(:(.*))?', parts.netloc, re.S).groups()
+    if host.startswith('['):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return '%s is no IPv6 address' % host
+    elif not (len(host) <= 253 and all(HOST_LABEL.fullmatch(l) for l in host.split('.'))):
+        return 'its host %r is no host name' % host
+    if port and not (re.fullmatch(r'[0-9]{1,5}', port) and 0 < int(port) < 65536):
+        return 'its port %r is not 1 to 65535' % port
+    return None
 
 
 @contextlib.contextmanager
@@ -334,6 +385,10 @@ def fetch(url, md5, datadir):
             raise
         if isinstance(e, KeyboardInterrupt):
             raise DatasetError('unpacking %s interrupted; nothing was kept' % archive)
+        if downloaded:  # a second download would bring the same bytes
+            raise DatasetError('%s; nothing was kept. It has the expected MD5, so %s serves a '
+                               'broken archive: fix that mirror, or unset %s and %s to fetch '
+                               'from the CIFAR-10 page' % (e, url, URL_VARIABLE, MD5_VARIABLE))
         raise DatasetError('%s. %s' % (e, repair_hint(datadir)))
 
 
@@ -411,6 +466,7 @@ def explained():
 EXIT_CODES = """exit codes:
   0    the cache is ready (fetched and verified, or already there and sound)
   2    it is not: one line on stderr says why (no network, a wrong MD5, a broken cache)
+  4    the disk filled or a file-size limit was hit (ulimit -f); a verified archive is kept
   128+N  signal N stopped it; nothing half-downloaded is left"""
 
 

@@ -1,17 +1,34 @@
 """Fetching CIFAR-10: runkit.dataset.ensure against a real HTTP server on 127.0.0.1 (conftest's
-`mirror`), serving the synthetic archive in CIFAR-10's on-disk format. No mock of the download."""
+`mirror`), serving the synthetic archive in CIFAR-10's on-disk format. No mock of the download:
+only a full disk (the unpacked files' writes) and, for made-up addresses, the network (every
+connection refused) are stood in for."""
+import errno
+import gzip
+import hashlib
+import http.server
+import io
 import os
 import resource
 import signal
+import socket
 import stat
+import string
 import subprocess
 import sys
+import tarfile
+import threading
 import time
+import urllib.parse
+import zlib
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from helpers import ROOT
-from runkit import dataset
+import synthetic_cifar
+from helpers import ROOT, one_clear_line
+from runkit import dataset, errors, files
 
 
 @pytest.fixture
@@ -167,15 +184,12 @@ def test_a_stalled_mirror_is_given_up_in_one_line(empty_home, mirror, monkeypatc
 
 def tar_with(path, members):
     """A gzipped tar at `path` holding the (TarInfo, bytes or None) `members`."""
-    import io
-    import tarfile
     with tarfile.open(str(path), 'w:gz') as t:
         for info, data in members:
             t.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
 def member(name, kind=None, data=b'x', target=''):
-    import tarfile
     info = tarfile.TarInfo(name)
     info.size = len(data) if kind is None else 0
     if kind:
@@ -188,8 +202,6 @@ def member(name, kind=None, data=b'x', target=''):
                                   'fifo'])
 def test_an_archive_that_escapes_its_folder_is_refused_naming_the_member(empty_home, tmp_path,
                                                                          evil):
-    import hashlib
-    import tarfile
     kinds = {'symlink': member('cifar-10-batches-py/data_batch_1', tarfile.SYMTYPE,
                                target='/etc/passwd'),
              'hardlink': member('cifar-10-batches-py/data_batch_1', tarfile.LNKTYPE,
@@ -269,6 +281,15 @@ def test_the_cache_is_readable_by_others(tmp_path, mirror):
     (dataset.URL_VARIABLE, 'http://exa mple.org/x.tar.gz'),
     (dataset.URL_VARIABLE, 'http://example.org/x.tar.gz\nHost: evil'),
     (dataset.URL_VARIABLE, 'http://' + 'a' * 5000 + '/x'),
+    # What urllib would take to the network and fail on there, or fetch from elsewhere.
+    (dataset.URL_VARIABLE, 'http://ex\u00e4mple.org/x.tar.gz'),
+    (dataset.URL_VARIABLE, 'http://example.org/\u00e4.tar.gz'),
+    (dataset.URL_VARIABLE, 'http://example.org:99999/x'),
+    (dataset.URL_VARIABLE, 'http://example.org:abc/x'), (dataset.URL_VARIABLE, 'http://h:0/x'),
+    (dataset.URL_VARIABLE, 'http://h:-1/x'), (dataset.URL_VARIABLE, 'http:///x.tar.gz'),
+    (dataset.URL_VARIABLE, 'http://:80/x'), (dataset.URL_VARIABLE, 'gopher://example.org/x'),
+    (dataset.URL_VARIABLE, 'http://user:pw@example.org/x'),
+    (dataset.URL_VARIABLE, 'http://[not-ipv6]/x'), (dataset.URL_VARIABLE, 'http://ex%41mple.org/x'),
 ])
 def test_bad_download_settings_are_refused_before_any_download(empty_home, monkeypatch,
                                                                variable, value):
@@ -280,7 +301,7 @@ def test_bad_download_settings_are_refused_before_any_download(empty_home, monke
 
 
 @pytest.mark.parametrize('path,said', [
-    ('/chunked-short.tar.gz', 'was cut short'), ('/bad-length.tar.gz', 'failed midway'),
+    ('/chunked-short.tar.gz', 'was cut short'), ('/bad-length.tar.gz', "Content-Length 'lots'"),
     ('/huge.tar.gz', 'announced 1000000000000 bytes'), ('/empty.tar.gz', 'has MD5'),
     ('/hangup.tar.gz', 'failed midway'),
 ])
@@ -305,3 +326,236 @@ def test_a_download_that_outgrows_a_file_size_limit_is_a_write_failure(tmp_path,
     assert err.strip().startswith('python -m runkit.dataset: error: cannot write') and \
         'File too large' in err
     assert not (tmp_path / '.keras').exists()
+
+
+# -- what a hostile review found: an archive that matches its MD5 yet is no tar.gz, a disk
+# that fills while unpacking, owners from another machine, a Content-Length that is no byte
+# count, and addresses that urllib cannot fetch as they are written --------------------------
+
+PROG = 'python -m runkit.dataset'
+
+
+def main_here(capsys):
+    """`python -m runkit.dataset` in this process, settings from the environment: how it ended,
+    checked to be no unexpected error."""
+    proc = SimpleNamespace(returncode=errors.exit_code(lambda: dataset.main([]), PROG),
+                           stderr=capsys.readouterr().err)
+    assert 'unexpected' not in proc.stderr, proc.stderr
+    return proc
+
+
+def from_mirror(monkeypatch, url, md5):
+    monkeypatch.setenv(dataset.URL_VARIABLE, url)
+    monkeypatch.setenv(dataset.MD5_VARIABLE, md5)
+
+
+def blank_batch():
+    """A sound CIFAR-10 batch of black images, pickled as the Toronto files are: 30 MB that
+    gzip to almost nothing, so an archive of six is small to serve and large to unpack."""
+    buffer = io.BytesIO()
+    synthetic_cifar.Python2Pickler(buffer, protocol=2).dump(
+        {b'data': np.zeros((10000, 3072), np.uint8), b'labels': [0] * 10000})
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope='module')
+def foreign_archive(tmp_path_factory):
+    """(file:// URL, MD5) of a sound CIFAR-10 archive (under 1 MB, 184 MB unpacked) made on
+    another machine: its members belong to uid and gid 12345 (user `nobody` by name) and ask
+    for setuid and sticky modes."""
+    path = tmp_path_factory.mktemp('foreign') / 'cifar-10-python.tar.gz'
+    folder = tarfile.TarInfo(dataset.NAME)
+    folder.type, folder.mode = tarfile.DIRTYPE, 0o1777
+    members, batch = [(folder, None)], blank_batch()
+    for name in dataset.TRAIN_FILES + [dataset.TEST_FILE]:
+        members.append(member(dataset.NAME + '/' + name, data=batch))
+        members[-1][0].mode = 0o4777
+    for info, _ in members:
+        info.uid = info.gid = 12345
+        info.uname, info.gname = 'nobody', 'nogroup'
+    tar_with(path, members)
+    return 'file://%s' % path, hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def unreadable(kind):
+    """gzip bytes that tarfile cannot read, each failing in its own way (`kind`)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w') as t:
+        info, data = member(dataset.NAME + '/data_batch_1', data=bytes(1 << 20))
+        t.addfile(info, io.BytesIO(data))
+    tar = buffer.getvalue()
+    packed = gzip.compress(tar)
+    if kind == 'zlib.error':  # the first deflate block's header
+        return packed[:10] + bytes([packed[10] ^ 0xff]) + packed[11:]
+    if kind == 'EOFError':
+        return packed[:len(packed) // 2]
+    if kind == 'ReadError':  # a tar, not gzipped
+        return tar
+    return gzip.compress(tar[:2048]) + b'no gzip stream follows' + packed  # OSError
+
+
+@pytest.mark.parametrize('kind,raised', [('zlib.error', zlib.error), ('EOFError', EOFError),
+                                         ('ReadError', tarfile.ReadError),
+                                         ('OSError', OSError)])
+@pytest.mark.parametrize('by_hand', [False, True])
+def test_an_archive_that_is_no_readable_tar_gz_is_one_line(empty_home, tmp_path, monkeypatch,
+                                                           capsys, kind, raised, by_hand):
+    # The MD5 matches (the user named the mirror and its MD5): only unpacking finds out.
+    path, data = tmp_path / 'mirror.tar.gz', unreadable(kind)
+    path.write_bytes(data)
+    with pytest.raises(raised), tarfile.open(str(path), 'r:gz') as t:
+        t.getmembers()  # the damage is the kind it says
+    datadir = empty_home / '.keras' / 'datasets'
+    if by_hand:
+        datadir.mkdir(parents=True)
+        os.rename(str(path), str(datadir / 'cifar-10-batches-py.tar.gz'))
+    from_mirror(monkeypatch, 'file://%s' % path, hashlib.md5(data).hexdigest())
+    line = one_clear_line(main_here(capsys), 'is not a readable tar.gz', prog=PROG)
+    if by_hand:  # the user's file stays, and the line says how to replace it
+        assert 'Repair: delete' in line
+        assert left_behind(empty_home) == ['cifar-10-batches-py.tar.gz']
+    else:
+        assert 'nothing was kept' in line and 'fix that mirror' in line
+        assert left_behind(empty_home) == []
+
+
+def test_a_full_disk_while_unpacking_keeps_the_verified_archive(empty_home, foreign_archive,
+                                                                refused_url, monkeypatch,
+                                                                capsys):
+    real_open, written = tarfile.bltn_open, []
+
+    class FullDisk:
+        """An unpacked file on a disk that is full after 40 MB: the first batch fits."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            if sum(written) + len(data) > 40 << 20:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written.append(len(data))
+            return self.f.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+    # Only the writes of the files tarfile unpacks: the download and the checks are real.
+    monkeypatch.setattr(tarfile, 'bltn_open', lambda path, mode: FullDisk(real_open(path, mode)))
+    from_mirror(monkeypatch, *foreign_archive)
+    one_clear_line(main_here(capsys), 'No space left on device', 'is kept', code=4, prog=PROG)
+    assert sum(written) > 30 << 20  # a whole batch and part of the next were written
+    assert left_behind(empty_home) == ['cifar-10-batches-py.tar.gz']
+    monkeypatch.setattr(tarfile, 'bltn_open', real_open)
+    from_mirror(monkeypatch, refused_url, foreign_archive[1])  # the rerun downloads nothing
+    assert main_here(capsys).returncode == 0
+    assert left_behind(empty_home) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
+
+
+def test_a_file_size_limit_while_unpacking_keeps_the_verified_archive(tmp_path, foreign_archive,
+                                                                      refused_url):
+    def limit():  # the archive fits, a 30 MB batch does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, resource.RLIM_INFINITY))
+    proc = fetch(tmp_path, *foreign_archive, preexec_fn=limit)
+    proc.stderr = proc.communicate(timeout=300)[1]
+    one_clear_line(proc, 'File too large', 'is kept', code=4, prog=PROG)
+    assert left_behind(tmp_path) == ['cifar-10-batches-py.tar.gz']
+    proc = fetch(tmp_path, refused_url, foreign_archive[1])
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    assert left_behind(tmp_path) == ['cifar-10-batches-py', 'cifar-10-batches-py.tar.gz']
+
+
+def test_unpacked_files_are_the_user_s_own_with_plain_modes(empty_home, foreign_archive):
+    # As root (a Docker build bakes the cache so), tarfile gives each file the owner that the
+    # archive names; a mirror's archive decides neither owners nor modes.
+    with tarfile.open(foreign_archive[0][len('file://'):]) as t:
+        assert {(m.uid, m.uname) for m in t.getmembers()} == {(12345, 'nobody')}
+    folder = dataset.ensure(*foreign_archive)
+    paths = [folder] + [os.path.join(folder, name) for name in os.listdir(folder)]
+    assert len(paths) == 7
+    for path in paths:
+        info = os.stat(path)
+        assert (info.st_uid, info.st_gid) == (os.geteuid(), os.getegid()), path
+        assert stat.S_IMODE(info.st_mode) == (files.DIR_MODE if os.path.isdir(path)
+                                              else files.MODE), path
+
+
+@pytest.fixture(scope='module')
+def lying_server():
+    """A server on 127.0.0.1 whose Content-Length is what follows /length/ in the request's
+    path, unquoted, whatever it says; 1000 bytes follow."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header('Content-Length', urllib.parse.unquote(self.path[8:]))
+            self.end_headers()
+            self.wfile.write(b'x' * 1000)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield 'http://127.0.0.1:%d/length/' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize('length', ['lots', '-5', '-0', '\u00b2', '', '12, 12', '0x10', '1e3',
+                                    '+1000'])
+def test_a_content_length_that_is_no_byte_count_is_named(empty_home, lying_server, monkeypatch,
+                                                         capsys, length):
+    url = lying_server + urllib.parse.quote(length, safe='')
+    from_mirror(monkeypatch, url, '0' * 32)
+    one_clear_line(main_here(capsys), 'download of %s' % url,
+                   'Content-Length %r, which is no byte count' % length, prog=PROG)
+    assert left_behind(empty_home) == []
+
+
+@pytest.mark.parametrize('url', [
+    'http://example.org/x', 'https://[::1]:8443/a.tar.gz', 'http://127.0.0.1:8080/c?d=1#e',
+    'HTTPS://Mirror-1.Example.org:/cifar-10-python.tar.gz', 'http://h_1:65535/%C3%A4.tar.gz',
+    'file:///src/cifar-10-python.tar.gz', 'file:///src/\u00e4.tar.gz'])
+def test_fetchable_addresses_are_accepted(url):
+    assert dataset.settings(url, None) == (url, dataset.MD5)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection refused, and the settings only from the arguments."""
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+    monkeypatch.setattr(socket, 'create_connection', refuse)
+    for name in (dataset.URL_VARIABLE, dataset.MD5_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+
+
+# What addresses are made of, a space and a non-ASCII letter; and any text at all.
+PIECES = st.text(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=% \u00e4",
+                 max_size=12)
+HOSTS = st.one_of(PIECES,
+                  st.from_regex(r'[A-Za-z0-9_-]{1,8}(\.[A-Za-z0-9_-]{1,8}){0,2}', fullmatch=True),
+                  st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map('[{}]'.format),
+                  st.sampled_from(['', 'localhost', '[::1', '[x]', 'a..b', 'u:p@h', 'h:1:2']))
+PORTS = st.one_of(st.just(''), st.integers(-2, 70000).map(':{}'.format), PIECES.map(':{}'.format))
+BUILT = st.builds('{}://{}{}/{}'.format, st.sampled_from(
+    ['http', 'https', 'HTTP', 'HtTpS', 'file', 'ftp', '']), HOSTS, PORTS, PIECES)
+URLS = st.one_of(BUILT, st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(url=URLS)
+def test_an_address_is_fetched_as_written_or_refused_in_one_line(tmp_path, no_network, url):
+    try:
+        accepted, _ = dataset.settings(url, None)
+    except errors.Refused as e:
+        assert str(e).startswith(dataset.URL_VARIABLE + '=') and '\n' not in str(e), e
+        return
+    scheme = urllib.parse.urlsplit(accepted).scheme
+    assert scheme in ('http', 'https', 'file'), accepted
+    if scheme != 'file':
+        # urllib takes it as written, host, port and path, as far as the connection.
+        with pytest.raises(dataset.DatasetError, match='^cannot reach '):
+            dataset.download(accepted, str(tmp_path / 'part'))
