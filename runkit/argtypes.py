@@ -67,6 +67,11 @@ def non_negative_float(text):
     return _float(text, lambda v: v >= 0, '0 or more')
 
 
+def fraction(text):
+    """A chance or an accuracy: 0 or more and below 1."""
+    return _float(text, lambda v: 0 <= v < 1, '0 or more and below 1')
+
+
 def comma_list(choices):
     """A type for 'a,b,c' with every item one of `choices`; it returns the list."""
     def parse(text):

@@ -2,16 +2,20 @@
 
 The real self-check trains the reference configuration for about 12 minutes, which the suite does
 not. Its pieces are tested here instead: the configuration read from the set (the committed one),
-the refusals before and after allconvnet.py starts (each one line, exit 2), the verdict and the
-plot on committed histories (a run of the set against the others, a changed run, a diverged one),
-and one whole check on a made-up set whose run.json names a 1-epoch, 64-image configuration of
-the synthetic data: the self-check takes its configuration from the set, as always.
+the refusals before and after allconvnet.py starts (each one line, exit 2), the signals passed on
+to it, a stopped run, the verdict and the plot on committed histories (a run of the set against
+the others, a changed run, a diverged one), the blow-up's rerun, and one whole check on a made-up
+set whose run.json names a 1-epoch, 64-image configuration of the synthetic data: the self-check
+takes its configuration from the set, as always.
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,6 +68,17 @@ def test_own_flags_are_stripped_in_both_spellings():
                                   '--seed=4', '--logdir', 'y']) == ['--lr', '0.1']
 
 
+def test_a_set_of_several_command_lines_or_none_is_refused():
+    refs = curves.load_references([SET])
+    refs[-1].run = dict(refs[-1].run, argv=refs[-1].run['argv'] + ['--jit', 'off'])
+    with pytest.raises(curves.CurvesError, match='not made with one command line .* has '
+                                                 '--recipe .*--epochs 5 --jit off$'):
+        selfcheck.configuration(refs)
+    refs[-1].run = None
+    with pytest.raises(curves.CurvesError, match='has no run.json with the command line'):
+        selfcheck.configuration(refs)
+
+
 def test_the_default_set_is_the_variable_s_then_the_repository_s(monkeypatch):
     monkeypatch.delenv('ALLCONVNET_REFERENCE_SET', raising=False)
     assert selfcheck.default_reference() == SET
@@ -73,7 +88,9 @@ def test_the_default_set_is_the_variable_s_then_the_repository_s(monkeypatch):
 
 # --- refusals: one line, exit 2 ----------------------------------------------------------------
 
-def test_refusals_before_training_are_one_line(tmp_path, capsys):
+def test_refusals_before_training_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(selfcheck, 'train', lambda argv: pytest.fail('trained: %s' % argv))
+
     def refused(*argv):
         code = exit_code(lambda: selfcheck.main([str(a) for a in argv]), PROG)
         err = capsys.readouterr().err
@@ -90,6 +107,7 @@ def test_refusals_before_training_are_one_line(tmp_path, capsys):
     assert 'not 4' in refused('--reference', four)
     assert '--resume: the self-check trains a fresh run' in refused('--reference', SET,
                                                                     '--resume', 'x')
+    assert '--overwrite: the self-check' in refused('--reference', SET, '--overwrite')
     # Runs made with different command lines are no set: the recipe differs here.
     mixed = str(tmp_path / 'mixed')
     for name in ('seed-1', 'seed-2', 'seed-3', 'seed-4', 'seed-6'):
@@ -103,6 +121,51 @@ def test_a_bad_flag_is_allconvnet_py_s_own_line(tmp_path):
     line = assert_one_error_line(proc, 'allconvnet.py: error:')
     assert '--bogus' in line
     assert 'allconvnet.py --recipe upstream --train-limit 10000 --epochs 5 --bogus' in proc.stdout
+
+
+@pytest.mark.parametrize('code,err', [
+    (143, PROG + ': stopped: nothing was judged; check again with: make check\n'), (4, '')])
+def test_a_run_stopped_or_refused_is_not_judged_nor_rerun(tmp_path, monkeypatch, capsys, code,
+                                                          err):
+    trained = []
+    monkeypatch.setattr(selfcheck, 'train', lambda argv: trained.append(argv) or code)
+    assert selfcheck.main(['--reference', SET, '--logdir', str(tmp_path / 'run')]) == code
+    out, got = capsys.readouterr()
+    assert len(trained) == 1 and got == err and 'self-check: training' in out
+    assert 'self-check:' not in out.split('\n', 2)[-1], out
+
+
+def test_term_and_hup_go_on_to_the_training_and_ctrl_c_does_not_end_the_wait(monkeypatch):
+    got = []
+
+    class Training:
+        def __init__(self, argv):
+            assert argv[1:] == [os.path.join(ROOT, 'allconvnet.py'), '--epochs', '1']
+
+        def send_signal(self, signum):
+            got.append(signum)
+
+        def wait(self):
+            got.append(signal.getsignal(signal.SIGINT))
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                os.kill(os.getpid(), signum)
+            deadline = time.time() + 10
+            while len(got) < 3 and time.time() < deadline:
+                time.sleep(0.01)
+            return 143
+    monkeypatch.setattr(selfcheck, 'subprocess', SimpleNamespace(Popen=Training))
+
+    def mine(signum, frame):
+        got.append(('self-check', signum))
+    mine_too = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    before = {s: signal.signal(s, mine) for s in mine_too}
+    try:
+        assert selfcheck.train(['--epochs', '1']) == 143
+        assert got == [signal.SIG_IGN, signal.SIGTERM, signal.SIGHUP]
+        assert [signal.getsignal(s) for s in mine_too] == [mine] * 3
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def tiny_set(folder):
@@ -206,6 +269,21 @@ def test_a_blow_up_is_trained_once_more_with_the_next_seed_which_decides(tmp_pat
     assert 'one more run, with seed 6, decides' in out
     assert ('self-check: PASS' in out) == (code == 0)
     assert ('two runs in a row blew up' in out) == (code == 1)
+
+
+def test_a_run_that_diverges_in_its_first_epoch_blew_up_and_is_rerun(tmp_path, monkeypatch,
+                                                                     capsys):
+    seeds = []
+
+    def train(argv):
+        seeds.append(argv[argv.index('--seed') + 1])
+        return 3  # allconvnet.py's exit for a NaN loss, here before any epoch ended
+    monkeypatch.setattr(selfcheck, 'train', train)
+    logdir = str(tmp_path / 'check')
+    assert selfcheck.main(['--reference', SET, '--seed', '7', '--logdir', logdir]) == 1
+    out = capsys.readouterr().out
+    assert seeds == ['7', '8'] and 'two runs in a row blew up' in out
+    assert out.count('self-check: BLEW UP: the run diverged before its first epoch ended') == 2
 
 
 def test_the_report_points_at_the_settings_that_differ(tmp_path):

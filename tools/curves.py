@@ -1,20 +1,19 @@
-"""Regression-test accuracy curves: compare with a reference or a reference set's band, plot,
-check the blog's claim.
+"""Regression-test accuracy curves: compare with a reference or a reference set's band, judge
+several runs together, plot, check the blog's claim.
 
   python -m tools.curves compare logs/mine logs/reference/upstream-10k
   python -m tools.curves compare logs/mine logs/reference/synthetic-tiny --metrics all --tol 1e-6
   python -m tools.curves compare RUN REF [REF ...] [--metrics LIST] [--level 0.995]
                                  [--tol 0.03] [--tol-metric loss=0.05] [--all-rows]
+  python -m tools.curves judge SET RUN [RUN ...]
   python -m tools.curves band SET [--metrics LIST] [--level 0.995]
   python -m tools.curves plot RUN [RUN ...] [--reference REF ...] [-o curves.png] [--title TEXT]
   python -m tools.curves claim RUN [--threshold 0.90] [--by-epoch 350]
 
-Run from the repository root. RUN and REF are history.csv files (epoch, loss, acc, val_loss,
-val_acc, lr, seconds; a row per finished epoch, from 1) or the run directories holding them
-beside their run.json; a REF may also be a reference set, a folder of such run directories.
+Run from the repository root. RUN and REF are history.csv files or the run directories that
+hold them beside their run.json; a REF may be a reference set, a folder of run directories.
 One reference is compared within an absolute tolerance (--tol); several, with the band their
-runs span (docs/curves.md). load_history, load_references, band, compare and claim are
-importable; runkit/plot.py draws.
+runs span (docs/curves.md).
 """
 import argparse
 import collections
@@ -25,7 +24,8 @@ import sys
 import pandas
 
 from runkit import records
-from runkit.argtypes import Parser, assignment, comma_list, non_negative_float
+from runkit.argtypes import (Parser, assignment, comma_list, fraction, non_negative_float,
+                             positive_int)
 from runkit.errors import exit_code, prepare
 from runkit.plot import formats, plot
 from tools import multirun
@@ -117,15 +117,6 @@ def check_out(out):
                           % (out, fmt, ', .'.join(sorted(formats()))))
 
 
-def level_arg(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError('must be 0 or more and below 1, got %s' % text)
-    return value
-
 EXIT_CODES = """exit codes:
   judge    0 the runs together are inside, 1 outside
   compare  0 inside the band at every judged epoch, 1 outside at one or more, 3 undecided:
@@ -149,7 +140,7 @@ def build_parser():
                    metavar='LIST', help='comma-separated, from %s; all: those every file has '
                    '(default: val_acc for one reference, %s for several)'
                    % (', '.join(METRICS), ','.join(SET_METRICS)))
-    c.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+    c.add_argument('--level', type=fraction, default=LEVEL, metavar='P',
                    help='several references: the chance that a healthy run lands inside the '
                         'band, per epoch and metric (default %(default)s)')
     c.add_argument('--tol', type=non_negative_float, default=None, metavar='BAND',
@@ -169,7 +160,7 @@ def build_parser():
     b.add_argument('reference', metavar='REFERENCE', nargs='+')
     b.add_argument('--metrics', type=comma_list(METRICS), default=list(SET_METRICS),
                    metavar='LIST', help='default: %s' % ','.join(SET_METRICS))
-    b.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+    b.add_argument('--level', type=fraction, default=LEVEL, metavar='P',
                    help='default %(default)s')
     pl = sub.add_parser('plot', help='accuracy and loss against epoch, the reference beneath')
     pl.add_argument('runs', nargs='+', metavar='RUN')
@@ -177,13 +168,13 @@ def build_parser():
                     help='the image (.png, .svg, .pdf, ...; default %(default)s)')
     pl.add_argument('--reference', metavar='REF', action='append',
                     help='a run drawn beneath, or a reference set drawn as its band; repeatable')
-    pl.add_argument('--level', type=level_arg, default=LEVEL, metavar='P',
+    pl.add_argument('--level', type=fraction, default=LEVEL, metavar='P',
                     help="the band's level (default %(default)s)")
     pl.add_argument('--title', help='a title above both panels')
     cl = sub.add_parser('claim', help="the blog's claim: val_acc above THRESHOLD by BY_EPOCH")
     cl.add_argument('run', metavar='RUN')
-    cl.add_argument('--threshold', type=float, default=CLAIM_THRESHOLD, help='default %(default)s')
-    cl.add_argument('--by-epoch', type=int, default=CLAIM_EPOCH, help='default %(default)s')
+    cl.add_argument('--threshold', type=fraction, default=CLAIM_THRESHOLD, help='default %(default)s')
+    cl.add_argument('--by-epoch', type=positive_int, default=CLAIM_EPOCH, help='default %(default)s')
     return p
 
 

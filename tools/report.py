@@ -14,22 +14,17 @@ from tools.runs import METRICS, CurvesError, as_history, epoch_ranges, require_c
 
 # One reference: the band of val_acc around it, unless --tol says otherwise.
 DEFAULT_TOL = 0.02
-
 # Exit codes (curves.EXIT_CODES). UNDECIDED: the run never left the plateau that the references
 # left, or it blew up, which a healthy seed also does at times: neither says the code changed.
 INSIDE, OUTSIDE, USAGE, NOT_ENOUGH = 0, 1, 2, 3
 UNDECIDED = NOT_ENOUGH
-
 # What a set's band judges: its runs must agree in these (run.json, settings()).
 JUDGED_SETTINGS = ('recipe_name', 'args.recipe', 'args.train_limit', 'args.test_limit',
                    'args.epochs')
-
 # A table longer than this hides the epochs nobody needs to read, or the verdict scrolls away.
 MAX_ROWS = 40
-
 # run.json args that say where and how loudly a run wrote, not what it trained.
 NOT_TRAINING_ARGS = ('logdir', 'overwrite', 'quiet', 'resume')
-
 # The runs of a set differ in these by design, so a run differing in them is no news.
 ACROSS_SEEDS = ('seed', 'args.seed')
 
@@ -241,26 +236,22 @@ def band_text(report):
                         'docs/curves.md)' % (', '.join(drawn), len(report.refs), report.level,
                                              len(report.refs) - 1,
                                              '; '.join(images) or 'the runs'))
-    if report.shift is not None:
-        lines.append(plateau_text(report.shift))
-    return lines
-
-
-def plateau_text(shift):
-    mine, theirs = shift
+    if report.shift is None:
+        return lines
+    mine, theirs = report.shift
     left = sorted(t for t in theirs if math.isfinite(t))
-    return ('aligned:   on the epoch each run left the chance plateau (val_acc reached %g): the '
-            'run %s, the references at %.2f-%.2f%s; the run\'s epoch E is judged against the '
-            'references E - %s epochs after theirs, interpolated between epochs' % (
-                PLATEAU_EXIT, 'at %.2f' % mine if math.isfinite(mine) else 'never',
-                left[0], left[-1], '' if len(left) == len(theirs) else
-                ' (%d never)' % (len(theirs) - len(left)),
-                '%.2f' % mine if math.isfinite(mine) else 'D'))
+    return lines + ['aligned:   on the epoch each run left the chance plateau (val_acc reached %g): '
+                    'the run %s, the references at %.2f-%.2f%s; the run\'s epoch E is judged '
+                    'against the references E - %s epochs after theirs, interpolated between '
+                    'epochs' % (PLATEAU_EXIT, 'at %.2f' % mine if math.isfinite(mine) else 'never',
+                                left[0], left[-1], '' if len(left) == len(theirs) else
+                                ' (%d never)' % (len(theirs) - len(left)),
+                                '%.2f' % mine if math.isfinite(mine) else 'D')]
 
 
 def header(report):
     shared = report.shared
-    if report.ref is not None:
+    if report.ref:
         names = 'reference: %s  [%s]' % (report.ref.label, report.ref.path)
     else:
         names = 'references: %d runs, %s  [%s]' % (
@@ -340,7 +331,7 @@ def cell_text(report, cell, digits):
         'above' if t[m + '_diff'] > 0 else 'below')
 
 
-def undecided_text(report):
+def undecided_line(report):
     mine, theirs = report.shift
     last = report.shared[-1]
     left = sorted(t for t in theirs if t <= last)
@@ -363,7 +354,7 @@ def verdict_lines(report, digits):
                 'once more with another seed (the self-check does so by itself)'
                 % (report.blew_up, BLOWN_UP)]
     if report.undecided:
-        return [undecided_text(report)]
+        return [undecided_line(report)]
     if report.ok:
         where = ('the one compared epoch' if len(shared) == 1 else
                  'all %d compared epochs' % len(shared))
