@@ -10,26 +10,21 @@ from tools.runs import History
 
 # What a reference set is judged on unless --metrics says otherwise: the held-out curves.
 SET_METRICS = ('val_acc', 'val_loss')
-
 # The chance that one more healthy run lands inside the band, per epoch and metric. The
 # upstream-10k set is judged at 5 epochs x 2 metrics, so a healthy run fails somewhere with
 # probability at most 10 x 0.5% = 5% (Bonferroni; docs/curves.md).
 LEVEL = 0.995
-
 # A 10-class network starts at chance, val_acc 0.10, and some seeds of the upstream recipe stay
 # there for epochs before they learn; how long is heavy-tailed, so a drawn band is aligned on
 # the epoch each run leaves that plateau: the first its val_acc reaches this. The set's plateau
 # values are 0.117 at most; 0.12-0.18 catch and miss the same changed runs (docs/curves.md).
 PLATEAU_EXIT = 0.15
-
 # A 10-class softmax that guesses scores a loss of ln 10 = 2.30. A run past twice that has
 # blown up (seed 5 of upstream-10k did): a band drawn through it would admit anything.
 BLOWN_UP = 2 * math.log(10)
-
 # CIFAR-10's image counts, and the run.json args that cut them: an accuracy measured on N
 # images carries binomial noise sqrt(p(1-p)/N) besides the seed's.
 IMAGES = {'val_acc': ('test_limit', 10000), 'acc': ('train_limit', 50000)}
-
 # The fewest runs a set's band is drawn from. Drawn from every subset of upstream-10k's ten
 # runs, the band catches the blog recipe's run in 9% of the subsets of 2, 23% of 3, 54% of
 # 4, 83% of 5 and all of 6 or more (docs/curves.md): below 5 it passes nearly anything.

@@ -134,7 +134,8 @@ def read_listing():
 def best_window(listing_key, code, candidates, floor=0.):
     """(status, a, b, ratio) of the unused line or run of up to 8 lines in `candidates` closest
     to the listing line, if closer than `floor`: 'same' when joined they have its key."""
-    windows = []
+    best = (None, None, None, floor)
+    matcher = difflib.SequenceMatcher(None, '', listing_key, autojunk=False)
     for a in candidates:
         key = ''
         for b in range(a, min(a + 8, len(code.lines))):
@@ -143,49 +144,34 @@ def best_window(listing_key, code, candidates, floor=0.):
             key += code.keys[b]
             if key == listing_key:
                 return 'same', a, b, 1.
-            windows.append((a, b, key))
-    best = (None, None, None, floor)
-    matcher = difflib.SequenceMatcher(None, '', listing_key, autojunk=False)
-    for a, b, key in windows:
-        matcher.set_seq1(key)
-        # The quick ratios bound the ratio from above, and cost much less.
-        if (matcher.real_quick_ratio() > best[3] and matcher.quick_ratio() > best[3]
-                and matcher.ratio() > best[3]):
-            best = ('changed', a, b, matcher.ratio())
+            matcher.set_seq1(key)
+            # The quick ratios bound the ratio from above, and cost much less.
+            if (matcher.real_quick_ratio() > best[3] and matcher.quick_ratio() > best[3]
+                    and matcher.ratio() > best[3]):
+                best = ('changed', a, b, matcher.ratio())
     return best
-
-
-def equal_pairs(keys, code):
-    """{index in `keys`: code line} for the listing lines difflib finds unchanged, in order."""
-    matcher = difflib.SequenceMatcher(None, keys, [code.keys[k] for k in code.code], autojunk=False)
-    return {i + d: code.code[j + d] for i, j, n in matcher.get_matching_blocks() for d in range(n)}
-
-
-def search(key, code, files, gap):
-    """(status, a, b, ratio, Code) for a listing line difflib did not pair, or None: between
-    its paired neighbours (`gap`) first, so that the order holds; elsewhere, or in another file
-    (the blog recipe's lines are in runkit/recipes.py), only the same line or a close one."""
-    near = best_window(key, code, gap) + (code,)
-    others = [code] + [f for f in files.values() if f is not code]
-    exact = [best_window(key, f, f.code, floor=1.) + (f,) for f in others]
-    found = next((f for f in [near] + exact if f[0] == 'same'), None)
-    if found is not None or near[3] >= 0.4:
-        return found or near
-    best_far = max([best_window(key, f, f.code) + (f,) for f in others], key=lambda f: f[3])
-    return best_far if best_far[3] >= 0.6 else None
 
 
 def place(i, keys, pairs, code, files, rows):
     """(status, a, b, ratio, Code) of the `i`th line of a listing block whose home is `code`,
-    or None; `rows` are the lines placed so far."""
+    or None; `rows` are the lines placed so far. A line difflib did not pair (`pairs`) is looked
+    for between its paired neighbours first, so that the order holds; elsewhere, or in another
+    file (the blog recipe's lines are in runkit/recipes.py), only the same line or a close one."""
     k = pairs.get(i)
     if k is not None and k not in code.used:
         return 'same', k, k, 1., code
     before = next((r[6] for r in reversed(rows) if r[4] is code), -1)
     after = min([pairs[j] for j in pairs if j > i] or [len(code.lines)])
-    found = search(keys[i], code, files, [k for k in code.code if before < k < after])
-    if not found or found[0] == 'same':
-        return found
+    found = best_window(keys[i], code, [k for k in code.code if before < k < after]) + (code,)
+    others = [code] + [f for f in files.values() if f is not code]
+    exact = [best_window(keys[i], f, f.code, floor=1.) + (f,) for f in others]
+    same = next((f for f in [found] + exact if f[0] == 'same'), None)
+    if same:
+        return same
+    if found[3] < 0.4:
+        found = max([best_window(keys[i], f, f.code) + (f,) for f in others], key=lambda f: f[3])
+        if found[3] < 0.6:
+            return None
     status, a, b, ratio, where = found
     key = ''.join(where.keys[a:b + 1])
     # A changed statement is all of its lines: none of them is a line the repo adds.
@@ -203,7 +189,9 @@ def align(listing, files):
         lines = list(lines)
         code = files[HOME.get(block, 'allconvnet.py')]
         keys = [squeeze(t) for _, t, _ in lines]
-        pairs = equal_pairs(keys, code)
+        blocks = difflib.SequenceMatcher(None, keys, [code.keys[k] for k in code.code],
+                                         autojunk=False).get_matching_blocks()
+        pairs = {i + d: code.code[j + d] for i, j, n in blocks for d in range(n)}
         for i, (number, text, _) in enumerate(lines):
             found = place(i, keys, pairs, code, files, rows)
             status, a, b, _, where = found or ('unmatched', None, None, None, None)
@@ -228,26 +216,24 @@ def reason(code, a):
     return next(filter(None, map(above, itertools.chain([a], twins))), None)
 
 
-def sources_md(text, problems, where):
-    out = []
-    for part in [p.strip() for p in text.split(';') if p.strip()]:
-        found = [markdown.format(*m.groups()) for pattern, markdown in SOURCES
-                 for m in [re.fullmatch(pattern, part)] if m]
-        out += found[:1]
-        if not found:
+def explained(code, a, b, what, glance, problems):
+    """The reason cell of lines `a` to `b`, noted in `glance`; else None, reporting `what`."""
+    found = reason(code, a)
+    if not found:
+        problems.append('%s but no `# blog:` comment explains it' % what)
+        return None
+    where, out = '%s:%d' % (code.rel, a + 1), []
+    for part in [p.strip() for p in found[1].split(';') if p.strip()]:
+        md = [markdown.format(*m.groups()) for pattern, markdown in SOURCES
+              for m in [re.fullmatch(pattern, part)] if m]
+        out += md[:1]
+        if not md:
             problems.append('%s: unknown source %r' % (where, part))
     if not out:
         problems.append('%s: the reason names no [source]' % where)
-    return ', '.join(out)
-
-
-def explained(code, a, b, glance, problems):
-    """The reason cell of lines `a` to `b`, noted in `glance`; None if no comment explains them."""
-    found = reason(code, a)
-    if found:
-        src = sources_md(found[1], problems, '%s:%d' % (code.rel, a + 1))
-        glance.setdefault(found[0], [src, []])[1].append(link(code.rel, a, b))
-        return '%s *(%s)*' % (prose(found[0]), src)
+    src = ', '.join(out)
+    glance.setdefault(found[0], [src, []])[1].append(link(code.rel, a, b))
+    return '%s *(%s)*' % (prose(found[0]), src)
 
 
 def added_runs(files):
@@ -259,9 +245,8 @@ def added_runs(files):
             if k in code.used or re.match(r'(#|import |from |try:|else:|finally:)',
                                           code.lines[k].strip()):
                 continue
-            run = runs[-1][1] if runs and runs[-1][0] is code else []
-            if run and run[-1] == k - 1 and k - 1 not in code.tags:
-                run.append(k)
+            if runs and runs[-1][0] is code and runs[-1][1][-1] == k - 1 and k - 1 not in code.tags:
+                runs[-1][1].append(k)
             else:
                 runs.append((code, [k]))
     return runs
@@ -303,24 +288,21 @@ def header_section(listing, rows, runs):
 
 def listing_section(rows, glance, problems):
     """Section 1: each listing line beside the repo's, with the reason where they differ."""
-    out, block = ['', '## 1. The listing, line by line'], None
-    for number, text, blk, status, code, a, b in rows:
-        if blk != block:
-            block = blk
-            out += ['', '### %s' % blk, '', '| # | blog listing | repo | status | why / source |',
-                    '|---:|---|---|---|---|']
-        if status == 'unmatched':
-            problems.append('listing line %d is not accounted for: %r' % (number, text))
-            out.append('| %d | %s | | **NOT ACCOUNTED FOR** | |' % (number, code_md(text)))
-            continue
-        cell = '' if status == 'same' else explained(code, a, b, glance, problems)
-        if cell is None:
-            problems.append('listing line %d (%r) is changed at %s:%d but no `# blog:` '
-                            'comment explains it' % (number, text, code.rel, a + 1))
-        repo = ' '.join(l.strip() for l in code.lines[a:b + 1])
-        out.append('| %d | %s | %s<br>%s | %s | %s |' % (
-            number, code_md(text), link(code.rel, a, b), code_md(repo),
-            'same' if status == 'same' else '**changed**', cell or ''))
+    out = ['', '## 1. The listing, line by line']
+    for block, lines in itertools.groupby(rows, key=lambda row: row[2]):
+        out += ['', '### %s' % block, '', '| # | blog listing | repo | status | why / source |',
+                '|---:|---|---|---|---|']
+        for number, text, _, status, code, a, b in lines:
+            if status == 'unmatched':
+                problems.append('listing line %d is not accounted for: %r' % (number, text))
+                out.append('| %d | %s | | **NOT ACCOUNTED FOR** | |' % (number, code_md(text)))
+                continue
+            what = 'listing line %d (%r) is changed at %s:%d' % (number, text, code.rel, a + 1)
+            cell = '' if status == 'same' else explained(code, a, b, what, glance, problems)
+            repo = ' '.join(l.strip() for l in code.lines[a:b + 1])
+            out.append('| %d | %s | %s<br>%s | %s | %s |' % (
+                number, code_md(text), link(code.rel, a, b), code_md(repo),
+                'same' if status == 'same' else '**changed**', cell or ''))
     return out
 
 
@@ -330,10 +312,8 @@ def added_section(runs, glance, problems):
            'it in the code.', '', '| repo | first line | why / source |', '|---|---|---|']
     for code, run in runs:
         first = code.lines[run[0]].strip()
-        cell = explained(code, run[0], run[-1], glance, problems)
-        if cell is None:
-            problems.append('%s:%d-%d (%r) is added but no `# blog:` comment explains it'
-                            % (code.rel, run[0] + 1, run[-1] + 1, first))
+        what = '%s:%d-%d (%r) is added' % (code.rel, run[0] + 1, run[-1] + 1, first)
+        cell = explained(code, run[0], run[-1], what, glance, problems)
         out.append('| %s | %s | %s |' % (link(code.rel, run[0], run[-1]), code_md(first),
                                          cell or '**NOT EXPLAINED**'))
     return out

@@ -34,8 +34,8 @@ from tools.band import (LEVEL, MIN_SET_RUNS, PLATEAU_EXIT, SET_METRICS, band, ba
                         before_blow_up, blow_up, left_plateau, reference_values, set_alignment)
 from tools.report import (DEFAULT_TOL, INSIDE, MAX_ROWS, NOT_ENOUGH, OUTSIDE, UNDECIDED,  # noqa
                           check_bands, compare, format_report, set_folder)
-from tools.runs import (METRICS, CurvesError, History, epoch_ranges, load_history,  # noqa: F401
-                        load_references, require_columns, runs_in)
+from tools.runs import (METRICS, CurvesError, History, as_history, epoch_ranges,  # noqa: F401
+                        load_history, load_references, require_columns, runs_in)
 
 CLAIM_THRESHOLD, CLAIM_EPOCH = 0.90, 350
 PROG = 'python -m tools.curves'
@@ -132,7 +132,7 @@ def build_parser():
     sub = p.add_subparsers(dest='command', metavar='{compare,judge,band,plot,claim}',
                            required=True)
     c = sub.add_parser('compare', epilog=EXIT_CODES, formatter_class=p.formatter_class,
-                       help='per-epoch differences from a reference, or a reference set\'s band')
+                       help="a run against a reference, or a reference set's band")
     c.add_argument('run', metavar='RUN')
     c.add_argument('reference', metavar='REFERENCE', nargs='+',
                    help='a run, several, or a reference set (a folder of runs)')
@@ -140,9 +140,9 @@ def build_parser():
                    metavar='LIST', help='comma-separated, from %s; all: those every file has '
                    '(default: val_acc for one reference, %s for several)'
                    % (', '.join(METRICS), ','.join(SET_METRICS)))
-    c.add_argument('--level', type=fraction, default=LEVEL, metavar='P',
-                   help='several references: the chance that a healthy run lands inside the '
-                        'band, per epoch and metric (default %(default)s)')
+    c.add_argument('--level', type=fraction, default=LEVEL, metavar='P', help='several '
+                   'references: the chance per epoch and metric that a healthy run lands inside '
+                   'the band (default %(default)s)')
     c.add_argument('--tol', type=non_negative_float, default=None, metavar='BAND',
                    help='absolute band of every metric without its own, around the '
                         "reference's value or the references' range (default for one "
@@ -152,8 +152,7 @@ def build_parser():
     c.add_argument('--all-rows', action='store_true', help='print every shared epoch (default: '
                    'over %d, the first and last three and those outside the band)' % MAX_ROWS)
     j = sub.add_parser('judge', epilog=EXIT_CODES, formatter_class=p.formatter_class,
-                       help='several runs of one changed configuration judged together against '
-                            'a reference set (tools/multirun.py)')
+                       help='several runs of one change together against a reference set')
     j.add_argument('reference', metavar='SET')
     j.add_argument('runs', metavar='RUN', nargs='+')
     b = sub.add_parser('band', help="a reference set's band per epoch, as a Markdown table")
@@ -243,7 +242,7 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
     """The blog's claim, val_acc above `threshold` by `by_epoch`: 'pass' when an epoch up to
     `by_epoch` is strictly above, 'fail' when the history reaches it without one, else 'not
     enough epochs'."""
-    history = path if isinstance(path, History) else load_history(path)
+    history = as_history(path)
     require_columns(history, ['val_acc'])
     val, last = history.frame['val_acc'], history.epochs[-1]
     above = val[val > threshold]
@@ -265,14 +264,13 @@ def claim(path, threshold=CLAIM_THRESHOLD, by_epoch=CLAIM_EPOCH):
         lines.append('result: NOT ENOUGH EPOCHS: the history ends at epoch %d of the %d the claim '
                      'needs, and no epoch so far is above %g' % (last, by_epoch, threshold))
         status = (history.run or {}).get('status')
-        if status == 'finished':
-            lines.append('        the run finished after %d epochs: train with --epochs %d or '
-                         'more to test the claim' % (last, by_epoch))
-        elif status == 'running':
-            lines.append('        the run is still training: check again later')
-        elif status:
-            lines.append('        the run is %s: continue it with %s' % (status, records.command(
-                ['--resume', os.path.dirname(history.path) or os.curdir])))
+        if status:
+            lines.append('        ' + {
+                'finished': 'the run finished after %d epochs: train with --epochs %d or more to '
+                            'test the claim' % (last, by_epoch),
+                'running': 'the run is still training: check again later'}.get(status, (
+                    'the run is %s: continue it with %s' % (status, records.command(
+                        ['--resume', os.path.dirname(history.path) or os.curdir])))))
     lines.append('best:   %s (history: epochs %s)' % (
         best(val) or 'none (val_acc is NaN throughout)', epoch_ranges(history.epochs)))
     lines += ['note:   %s' % n for n in history.notes]

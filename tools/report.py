@@ -250,19 +250,16 @@ def band_text(report):
 
 
 def header(report):
-    shared = report.shared
-    if report.ref:
-        names = 'reference: %s  [%s]' % (report.ref.label, report.ref.path)
-    else:
-        names = 'references: %d runs, %s  [%s]' % (
-            len(report.refs), ', '.join(r.name for r in report.refs), set_folder(report.refs))
-    lines = ['run:       %s  [%s]' % (report.run.label, report.run.path), names]
-    lines += band_text(report)
-    lines.append('epochs:    compared on %s (%d shared); the run has %s, the %s %s' % (
+    shared, refs = report.shared, report.refs
+    names = ('reference: %s  [%s]' % (report.ref.label, report.ref.path) if report.ref else
+             'references: %d runs, %s  [%s]' % (len(refs), ', '.join(r.name for r in refs),
+                                                 set_folder(refs)))
+    epochs = 'epochs:    compared on %s (%d shared); the run has %s, the %s %s' % (
         epoch_ranges(shared), len(shared), epoch_ranges(report.run.epochs),
-        'reference' if report.ref is not None else 'references',
-        epoch_ranges(set(e for r in report.refs for e in r.epochs))))
-    return lines + ['note:      %s' % n for n in report.notes]
+        'reference' if report.ref else 'references',
+        epoch_ranges(set(e for r in refs for e in r.epochs)))
+    return (['run:       %s  [%s]' % (report.run.label, report.run.path), names] +
+            band_text(report) + [epochs] + ['note:      %s' % n for n in report.notes])
 
 
 def shown_rows(report, all_rows):
@@ -356,26 +353,25 @@ def verdict_lines(report, digits):
     if report.undecided:
         return [undecided_line(report)]
     if report.ok:
-        where = ('the one compared epoch' if len(shared) == 1 else
-                 'all %d compared epochs' % len(shared))
-        return ['result:    INSIDE the band at ' + where]
+        return ['result:    INSIDE the band at ' + ('the one compared epoch' if len(shared) == 1
+                                                    else 'all %d compared epochs' % len(shared))]
     lines = ['result:    OUTSIDE the band at %d of %d compared epochs (%s); * marks the '
              'values outside' % (len(report.out_epochs), len(shared),
                                  epoch_ranges(report.out_epochs))]
-    for title, cell in (('first', report.first_out), ('worst', report.worst_out)):
-        lines.append('%s:     %s' % (title, cell_text(report, cell, digits)))
-    return lines
+    return lines + ['%s:     %s' % (title, cell_text(report, cell, digits))
+                    for title, cell in (('first', report.first_out), ('worst', report.worst_out))]
 
 
 def record_lines(report):
     """The run.json settings that differ, and those the references differ in themselves."""
-    diffs, versus = report.differences, 'the two differ' if report.ref else \
-        'the run differs from the references'
+    diffs = report.differences
     if diffs is None:
         missing = next(h for h in [report.run] + report.refs if h.run is None)
         return ['run.json:  none beside %s, so versions and settings cannot be checked'
                 % missing.path]
-    lines = ['run.json:  %s in %d setting(s):' % (versus, len(diffs)) if diffs else
+    lines = ['run.json:  %s in %d setting(s):' % (
+        'the two differ' if report.ref else 'the run differs from the references', len(diffs))
+             if diffs else
              'run.json:  same settings, versions and machine type' +
              ('' if report.ref else " as the references' (their seeds aside)")]
     lines += ['             %s' % d for d in diffs[:12] + (

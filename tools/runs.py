@@ -28,22 +28,15 @@ class History:
         self.label = label(self.name, run)
 
 
-def read_record(csv):
-    """(the run.json beside `csv` as a dict or None, [a note when it is unusable])."""
-    record = os.path.join(os.path.dirname(os.path.abspath(csv)), RUN_JSON)
-    if not os.path.exists(record):
-        return None, []
-    try:
-        return read_json_object(record), []
-    except Refused as e:
-        return None, ['%s: labels and checks go without it' % e]
-
-
 def load_history(path):
     """Read a history.csv, or the one in run directory `path`, and the run.json beside it;
     CurvesError, naming the file, when it is missing, empty, not a CSV or not numeric."""
     csv = os.path.join(path, HISTORY) if os.path.isdir(path) else str(path)
-    run, notes = read_record(csv)
+    record, run, notes = os.path.join(os.path.dirname(os.path.abspath(csv)), RUN_JSON), None, []
+    try:
+        run = read_json_object(record) if os.path.exists(record) else None
+    except Refused as e:
+        notes.append('%s: labels and checks go without it' % e)
     if not os.path.exists(csv):
         if not os.path.isdir(path):
             raise CurvesError('%s: no such file or directory' % path)
@@ -126,4 +119,5 @@ def epoch_ranges(epochs):
 
 
 def as_history(history):
+    """`history` itself, or the History of the path it is."""
     return history if isinstance(history, History) else load_history(history)
