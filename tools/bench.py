@@ -1,10 +1,7 @@
 """Measure what training All-CNN-C costs on this machine: images/s, FLOPs, fraction of peak.
 
-    python -m tools.bench [--build NAME=PYTHON ...] [--peer NAME=COMMAND ...] [--only TEXT ...]
-                          [--rounds K] [--repeats R] [--steps S] [--warmup W] [--out DIR]
-
-Run from the repository root; each case runs in a fresh process, and DIR/bench.json and bench.md
-(default DIR: logs/bench/<UTC time>) are rewritten after every case. docs/performance.md explains.
+Run from the repository root; each case runs in a fresh process, and bench.json and bench.md in
+--out (default: logs/bench/<UTC time>) are rewritten after every case. docs/performance.md explains.
 """
 import argparse
 import json
@@ -50,8 +47,7 @@ def core_of(fields):
 
 
 def peak_gflops(machine):
-    """(cores x GHz x FLOPs per cycle, or None without a frequency or a known core; FLOPs per
-    cycle or None). The FMA pipes need the avx2 and fma flags: a hypervisor may hide them."""
+    """(GFLOP/s, FLOPs per cycle), None if unknown; FMA needs avx2 and fma, which a VM may hide."""
     per_cycle = PER_CYCLE.get(machine['core']) if {'avx2', 'fma'} <= set(machine['flags']) else None
     peak = (machine['cores'] * machine['mhz'] / 1000. * per_cycle
             if machine['mhz'] and per_cycle else None)
@@ -105,17 +101,15 @@ def worker(spec):
     forward, training = flops_per_image(model)
     # The blog recipe's compile, as allconvnet.py makes it: the string 'sgd', Keras' default SGD.
     model.compile(loss='categorical_crossentropy', optimizer='sgd', metrics=['accuracy'])
-
-    def seconds(n):
+    timed = []  # [0] is the warm-up's, left out: the first steps also set up the graph
+    for n in [spec['warmup']] + [steps] * spec['repeats']:
         start = time.perf_counter()
         for i in range(n):
             model.train_on_batch(x[i % steps], y[i % steps])
-        return time.perf_counter() - start
-    seconds(spec['warmup'])
-    timed = [seconds(steps) for _ in range(spec['repeats'])]
+        timed.append(time.perf_counter() - start)
     gpus = [d.name for d in tf.config.experimental.list_physical_devices('GPU')]
-    return {'xla': jit, 'threads': threads, 'images_per_repeat': batch * steps, 'seconds': timed,
-            'flops_forward': forward, 'flops_training': training,
+    return {'xla': jit, 'threads': threads, 'images_per_repeat': batch * steps,
+            'seconds': timed[1:], 'flops_forward': forward, 'flops_training': training,
             'build': {'distribution': tf_distribution(), 'mkl': build == 'mkl', 'gpus': gpus,
                       'versions': provenance.versions()}}
 
@@ -137,7 +131,7 @@ def run_case(c, command, settings):
     argv = (shlex.split(command) if c['kind'] == 'peer' else
             [command, '-m', 'tools.bench', '--worker'])
     proc = subprocess.run(argv + [json.dumps(dict(c['spec'], **settings))], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          capture_output=True, universal_newlines=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
@@ -169,8 +163,7 @@ def report_of(cases, settings, started, command):
                  threads=THREADS[c['spec']['threads']])
         if c['results']:
             one = c['results'][0]
-            if one.get('threads'):
-                r['threads'] += ': %s' % one['threads']
+            r['threads'] += ': %s' % one['threads'] if one.get('threads') else ''
             r.update(xla=one['xla'], images_per_s=summarize(c['results']),
                      seconds=[s for x in c['results'] for s in x['seconds']])
             r['gflops'] = r['images_per_s']['median'] * flops / 1e9 if flops else None
@@ -193,10 +186,9 @@ def peak_line(report):
 
 def markdown(report):
     m, flops = report['machine'], (report['flops_forward'], report['flops_training'])
-    lines = ['# tools/bench.py, %s' % report['started'], '',
-             '- Machine: %s (%s), %d logical CPUs, %s MHz (from /proc/cpuinfo)'
-             % (m['cpu'], m.get('core') or 'core not known', m['cores'], m['mhz']),
-             peak_line(report),
+    machine = '- Machine: %s (%s), %d logical CPUs, %s MHz (from /proc/cpuinfo)' % (
+        m['cpu'], m.get('core') or 'core not known', m['cores'], m['mhz'])
+    lines = ['# tools/bench.py, %s' % report['started'], '', machine, peak_line(report),
              '- FLOPs per image (counted from the layers): %s GFLOP forward, %s GFLOP training'
              % tuple('%.3f' % (f / 1e9) if f else '?' for f in flops),
              '- Settings: %(repeats)d repeats of %(steps)d steps after %(warmup)d warm-up steps, '

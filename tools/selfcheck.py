@@ -38,20 +38,6 @@ def default_reference():
         REPO, 'logs', 'reference', 'upstream-10k')
 
 
-def build_parser():
-    p = Parser(prog=PROG, description=__doc__, epilog=EXIT_CODES, allow_abbrev=False,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--reference', default=default_reference(), metavar='SET',
-                   help='the reference set (default: $ALLCONVNET_REFERENCE_SET, else upstream-10k)')
-    p.add_argument('--seed', type=seed, default=int(time.time()),
-                   help="the run's seed (default: the Unix time, fresh at every check)")
-    p.add_argument('--logdir', help='where the run goes (default: logs/selfcheck-<UTC time>)',
-                   default=time.strftime('logs/selfcheck-%Y%m%dT%H%M%SZ', time.gmtime()))
-    p.add_argument('--level', type=fraction, default=curves.LEVEL, metavar='P',
-                   help="the band's level per epoch and metric (default %(default)s)")
-    return p
-
-
 def without_own(argv):
     """`argv` without --quiet, --seed and --logdir (these with their value, in either spelling)."""
     own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -87,20 +73,6 @@ def images_per_second(history, first=0):
     return min(limit, 50000) / history.frame['seconds'].iloc[first:].mean()
 
 
-def speed(run, refs):
-    """The run's speed beside the reference runs'."""
-    theirs = sorted(images_per_second(r) for r in refs)
-    text = '%.0f training images/s over %d epoch(s), %.1f min' % (
-        images_per_second(run), len(run.epochs), minutes(run))
-    if len(run.epochs) > 1:
-        # Epoch 1 also builds and compiles the graph.
-        text += ' (%.0f/s from epoch 2 on)' % images_per_second(run, 1)
-    machines = sorted({((r.run or {}).get('machine') or {}).get('cpu') or 'a machine not recorded'
-                       for r in refs})
-    return text + '; the reference runs %.0f-%.0f on %s (epoch wall time, validation included)' % (
-        theirs[0], theirs[-1], ' and '.join(machines))
-
-
 def train(argv):
     """allconvnet.py's exit code; its output goes straight to the terminal."""
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, 'allconvnet.py')] + argv)
@@ -123,6 +95,16 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
     image = plot([(run.label, run.frame)], os.path.join(logdir, 'band.png'),
                  band=curves.band_curves(refs, level, curves.left_plateau(run)),
                  title='self-check: %s against %s' % (run.name, curves.set_folder(refs)))
+    speed = '%.0f training images/s over %d epoch(s), %.1f min' % (
+        images_per_second(run), len(run.epochs), minutes(run))
+    if len(run.epochs) > 1:
+        # Epoch 1 also builds and compiles the graph.
+        speed += ' (%.0f/s from epoch 2 on)' % images_per_second(run, 1)
+    theirs = sorted(images_per_second(r) for r in refs)
+    machines = sorted({((r.run or {}).get('machine') or {}).get('cpu') or 'a machine not recorded'
+                       for r in refs})
+    speed += '; the reference runs %.0f-%.0f on %s (epoch wall time, validation included)' % (
+        theirs[0], theirs[-1], ' and '.join(machines))
     epoch = curves.blow_up(run)
     blew_up = diverged or epoch is not None
     if blew_up:
@@ -144,7 +126,7 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
         verdict = ('FAIL: outside the band at epoch(s) %s (first: epoch %d, %s); docs/curves.md '
                    'says what to look at' % (curves.epoch_ranges(report.out_epochs),
                                              report.first_out[0], report.first_out[1]))
-    text = '\n'.join([curves.format_report(report), '', 'speed:     %s' % speed(run, refs),
+    text = '\n'.join([curves.format_report(report), '', 'speed:     ' + speed,
                       'plot:      %s' % image, 'self-check: ' + verdict])
     return text, curves.UNDECIDED if blew_up else report.exit_code, blew_up
 
@@ -152,10 +134,9 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
 def check(refs, base, seed, logdir, level):
     """(exit code, whether the run blew up) of one training of `base` and its verdict."""
     command = base + ['--seed', str(seed), '--logdir', logdir]
-    print('self-check: training the configuration of %s (%d runs, the fastest in %.0f min) '
-          'once more:\n  allconvnet.py %s' % (
-              curves.set_folder(refs), len(refs), min(minutes(r) for r in refs),
-              ' '.join(command)), flush=True)
+    print('self-check: training the configuration of %s (%d runs, the fastest in %.0f min) once '
+          'more:\n  allconvnet.py %s' % (curves.set_folder(refs), len(refs),
+                                         min(map(minutes, refs)), ' '.join(command)), flush=True)
     code = train(command)
     if code >= 128:
         # allconvnet.py's line offers --resume, which trains on without a verdict.
@@ -167,7 +148,6 @@ def check(refs, base, seed, logdir, level):
     except curves.CurvesError:
         if code != 3:
             raise
-        # Diverged before its first epoch ended: nothing to draw.
         print('self-check: BLEW UP: the run diverged before its first epoch ended')
         return curves.UNDECIDED, True
     print(text)
@@ -176,7 +156,17 @@ def check(refs, base, seed, logdir, level):
 
 def main(argv=None):
     """The exit code; a blow-up is trained once more, with the next seed, which decides."""
-    args, extra = build_parser().parse_known_args(argv)
+    p = Parser(prog=PROG, description=__doc__, epilog=EXIT_CODES, allow_abbrev=False,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--reference', default=default_reference(), metavar='SET',
+                   help='the reference set (default: $ALLCONVNET_REFERENCE_SET, else upstream-10k)')
+    p.add_argument('--seed', type=seed, default=int(time.time()),
+                   help="the run's seed (default: the Unix time, fresh at every check)")
+    p.add_argument('--logdir', help='where the run goes (default: logs/selfcheck-<UTC time>)',
+                   default=time.strftime('logs/selfcheck-%Y%m%dT%H%M%SZ', time.gmtime()))
+    p.add_argument('--level', type=fraction, default=curves.LEVEL, metavar='P',
+                   help="the band's level per epoch and metric (default %(default)s)")
+    args, extra = p.parse_known_args(argv)
     refused = [f for f in (a.split('=')[0] for a in extra) if f in ('--resume', '--overwrite')]
     if refused:
         raise curves.CurvesError('%s: the self-check trains a fresh run of its own' % refused[0])
@@ -197,8 +187,7 @@ def main(argv=None):
     if blew_up:
         print('self-check: FAIL: two runs in a row blew up, which a healthy machine does with '
               'the small chance docs/curves.md gives')
-        return curves.OUTSIDE
-    return verdict
+    return curves.OUTSIDE if blew_up else verdict
 
 
 if __name__ == '__main__':
