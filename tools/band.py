@@ -2,6 +2,7 @@
 set's configuration lands, epoch by epoch, aligned on the epoch each run leaves the plateau of
 chance accuracy; and what a run that blew up lends it."""
 import math
+import statistics
 
 import numpy
 import pandas
@@ -41,8 +42,7 @@ def band(values, level=LEVEL, images=None):
     n = len(values)
     if n < 2:
         return math.nan, math.nan
-    mean = sum(values) / n
-    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    mean, variance = statistics.mean(values), statistics.variance(values)
     if images:
         p = min(max(mean, 0.), 1.)
         variance += p * (1 - p) / images

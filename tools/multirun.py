@@ -47,7 +47,7 @@ def judge(runs, refs, metrics=SET_METRICS):
     list of Histories, or the paths load_references takes)."""
     runs = [as_history(r) for r in runs]
     refs = [as_history(r) for r in refs if not isinstance(r, str)] or load_references(refs)
-    check_bands(dict.fromkeys(metrics), refs, LEVEL)
+    check_bands(dict.fromkeys(metrics), refs)
     reports = [compare(r, refs, dict.fromkeys(metrics)) for r in runs]
     blown = [r for r in reports if r.blew_up is not None]
     stuck = [r for r in reports if r.blew_up is None and r.undecided]
@@ -76,7 +76,6 @@ def format_judgement(result):
     cells, inside = result['per_epoch']
     lines += ['', 'per epoch: the mean of the runs\' distances from the band\'s centre, within '
               '+- t * s * sqrt(1/%d + 1/n) at %g each' % (k, LEVEL)]
-    lines += ['  epoch %2d  %-8s %+.4f  within %.4f  %s' % (e, m, d, h, 'ok' if abs(d) <= h
-                                                         else 'OUTSIDE')
-              for e, m, d, h in cells]
+    lines += ['  epoch %2d  %-8s %+.4f  within %.4f  %s'
+              % (e, m, d, h, 'ok' if abs(d) <= h else 'OUTSIDE') for e, m, d, h in cells]
     return '\n'.join(lines + ['', 'result:    %s' % ('INSIDE' if inside else 'OUTSIDE')])

@@ -10,7 +10,7 @@ import pandas
 from runkit.logdir import HISTORY
 from tools.band import (BLOWN_UP, LEVEL, MIN_SET_RUNS, PLATEAU_EXIT, SET_METRICS, bands,
                         before_blow_up, blow_up, image_count, run_alignment)
-from tools.runs import METRICS, CurvesError, as_history, epoch_ranges, require_columns
+from tools.runs import CurvesError, as_history, epoch_ranges, require_columns
 
 # One reference: the band of val_acc around it, unless --tol says otherwise.
 DEFAULT_TOL = 0.02
@@ -110,11 +110,9 @@ class Report:
         return (diff / half if half > 0 else math.inf), diff
 
 
-def check_bands(tolerances, refs, level):
-    wrong = {m: t for m, t in tolerances.items() if m not in METRICS or not (t is None or t >= 0)}
-    if wrong:
-        raise CurvesError('cannot compare %r: metrics are %s, bands 0 or more'
-                          % (wrong, ', '.join(METRICS)))
+def check_bands(tolerances, refs):
+    """CurvesError for a set too small or too mixed to draw a band from. The command lines'
+    types (runkit.argtypes) have refused metrics, bands and levels out of range already."""
     if None in tolerances.values() and len(refs) < MIN_SET_RUNS:
         raise CurvesError('a band needs %d or more reference runs besides the run itself, not '
                           '%d: fewer pass nearly any run (docs/curves.md); pass a larger set, '
@@ -127,9 +125,6 @@ def check_bands(tolerances, refs, level):
                 raise CurvesError('the reference runs differ in %s (%s): a band is drawn from '
                                   'runs of one configuration that differ only in their seed'
                                   % (key, ', '.join(sorted({str(t.get(key)) for t in theirs}))))
-    if not 0 <= level < 1:
-        raise CurvesError('level %g: the chance of a healthy run inside the band is 0 or more '
-                          'and below 1' % level)
 
 
 def shared_epochs(run, refs, need):
@@ -181,7 +176,7 @@ def compare(run, refs, tolerances=None, level=LEVEL):
     if tolerances is None:
         tolerances = dict.fromkeys(SET_METRICS) if len(refs) > 1 else {'val_acc': DEFAULT_TOL}
     tolerances = dict(tolerances)
-    check_bands(tolerances, refs, level)
+    check_bands(tolerances, refs)
     for history in [run] + refs:
         require_columns(history, tolerances)
     shared, more = shared_epochs(run, refs, 2 if None in tolerances.values() else 1)

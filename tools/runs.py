@@ -119,5 +119,4 @@ def epoch_ranges(epochs):
 
 
 def as_history(history):
-    """`history` itself, or the History of the path it is."""
     return history if isinstance(history, History) else load_history(history)

@@ -173,7 +173,7 @@ def main(argv=None):
     refs = curves.load_references([args.reference])
     # A set too small to judge, or of mixed configurations, is refused before the training.
     try:
-        curves.check_bands(dict.fromkeys(curves.SET_METRICS), refs, args.level)
+        curves.check_bands(dict.fromkeys(curves.SET_METRICS), refs)
     except curves.CurvesError as e:
         raise curves.CurvesError('%s is not a reference set to judge by: %s'
                                  % (args.reference, e)) from None
