@@ -229,3 +229,56 @@ def test_the_power_table_is_measured_from_the_committed_runs():
         doc = [line.strip() for line in f]
     table = power_table()
     assert all(line in doc for line in table), 'docs/curves.md should have:\n' + '\n'.join(table)
+
+
+# --- the self-check's false-fail rate, from every committed run of its configuration ----------
+
+EXTRA = os.path.join(ROOT, 'logs', 'reference', 'upstream-10k-extra')
+BUILDS = (('stock', 'the stock build'), ('mkl', 'the oneDNN build'))
+
+
+def flat(*parts):
+    with open(os.path.join(ROOT, *parts)) as f:
+        return ' '.join(f.read().replace('`', '').split())
+
+
+def procedure():
+    """The figures docs/curves.md and the README give for the self-check's false-fail rate,
+    counted from the set and its extra seeds: {'b': K/N, 'text': the docs' sentence, ...}."""
+    from scipy.stats import beta
+    runs = curves.load_references([SET, EXTRA])
+    counts = {build: [0, 0] for build, _ in BUILDS}
+    for run in runs:
+        counts[run.run['tf_build']][0] += curves.blow_up(run) is not None
+        counts[run.run['tf_build']][1] += 1
+    k, n = sum(c[0] for c in counts.values()), len(runs)
+    extra = [r for r in curves.load_references([EXTRA]) if curves.blow_up(r) is None]
+    outside = [r.name for r in extra if curves.compare(r, members()).exit_code == curves.OUTSIDE]
+    b, upper, alpha = k / n, float(beta.ppf(0.95, k + 1, n - k)), 0.05
+    rate, worst = alpha + b * (alpha + b), alpha + upper * (alpha + upper)
+    text = ('b was measured as %d blow-up(s) in %d runs of the configuration (the set and its '
+            'extra seeds): %s. With b = %.3f the check fails a healthy machine with probability at '
+            'most %.1f%%; without the rerun it would be %.1f%%. %d runs bound b to at most %.2f '
+            '(one-sided 95%%, Clopper-Pearson), which would make %.0f%%. Out of sample, %d of '
+            'the %d extra runs that did not blow up lie outside the set\'s band' % (
+                k, n, ', '.join('%d in %d runs of %s' % (counts[b][0], counts[b][1], name)
+                                for b, name in BUILDS), b, 100 * rate, 100 * (alpha + b), n,
+                upper, 100 * worst, len(outside), len(extra)))
+    return {'k': k, 'n': n, 'rate': rate, 'upper': upper, 'worst': worst, 'text': text,
+            'outside': outside}
+
+
+def test_the_extra_seeds_are_runs_of_the_set_s_configuration():
+    refs = curves.load_references([SET, EXTRA])
+    assert len(refs) > len(members())
+    curves.check_bands(dict.fromkeys(curves.SET_METRICS), refs)  # refuses a mixed set
+
+
+def test_the_false_fail_rate_the_docs_state_is_counted_from_the_committed_runs():
+    figures = procedure()
+    assert figures['text'] in flat('docs', 'curves.md'), figures['text']
+    readme = ('b, the blow-up rate, was %d in %d here, which makes about %.1f%%; its 95%% upper '
+              'bound, %.2f, would make it %.0f%%' % (figures['k'], figures['n'],
+                                                     100 * figures['rate'], figures['upper'],
+                                                     100 * figures['worst']))
+    assert readme in flat('README.md'), readme
