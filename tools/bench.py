@@ -281,7 +281,8 @@ def main(argv=None):
             write_json(os.path.join(args.out, 'bench.json'), report)
             write_whole(os.path.join(args.out, 'bench.md'), markdown(report) + '\n')
     except KeyboardInterrupt:
-        print('\nInterrupted; the cases measured so far are in %s' % args.out, file=sys.stderr)
+        print(flush=True)  # ends the case's line before stderr's
+        say(PROG, 'stopped', 'interrupted; the cases measured so far are in %s' % args.out)
         return 130
     print('\n%s\nWrote bench.json and bench.md in %s' % (markdown(report), args.out))
     return 1 if any(c['error'] for c in args.cases) else 0

@@ -22,7 +22,7 @@ import re
 import sys
 
 from runkit.argtypes import Parser
-from runkit.errors import exit_code, prepare
+from runkit.errors import exit_code, prepare, say
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where each listing block lives; a line not found there is looked for in the others.
@@ -379,7 +379,7 @@ def main(argv=None):
             f.write(docs[rel])
         print('wrote %s' % rel)
     for problem in problems:
-        print('blog_diff: %s' % problem, file=sys.stderr)
+        say('python -m tools.blog_diff', 'error', problem)
     return 1 if problems else 0
 
 

@@ -45,7 +45,6 @@ def judge(runs, refs, metrics=SET_METRICS):
     """{'per_epoch': (cells, inside), 'stuck': (names, chance), 'runs': names, 'blew_up': names,
     'refs': Histories} for the runs (paths or Histories) judged together against the set (a
     list of Histories, or the paths load_references takes)."""
-    runs = [as_history(r) for r in runs]
     refs = [as_history(r) for r in refs if not isinstance(r, str)] or load_references(refs)
     check_bands(dict.fromkeys(metrics), refs)
     reports = [compare(r, refs, dict.fromkeys(metrics)) for r in runs]
