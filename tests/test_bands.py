@@ -282,3 +282,22 @@ def test_the_false_fail_rate_the_docs_state_is_counted_from_the_committed_runs()
                                                      100 * figures['rate'], figures['upper'],
                                                      100 * figures['worst']))
     assert readme in flat('README.md'), readme
+
+
+def test_judge_takes_a_folder_of_runs_and_counts_a_run_named_twice_once(capsys):
+    # Three copies of one run must not pass for three runs: that would narrow the band by
+    # sqrt(3) on no evidence.
+    lr3x = os.path.join(CHANGED, 'lr3x')
+    one = curves.runs_in(lr3x)[0]
+    assert curves.main(['judge', SET, one, one, one]) == curves.INSIDE
+    assert capsys.readouterr().out.startswith('runs:      0 judged together')
+    assert curves.main(['judge', SET, lr3x]) == curves.OUTSIDE  # its three runs stuck together
+    assert '3 run(s) never left the chance plateau' in capsys.readouterr().out
+
+
+def test_a_run_of_the_set_is_judged_against_the_others_with_their_count():
+    from tools import multirun
+    refs = members()
+    alone = multirun.judge([refs[0]], refs[1:])
+    within = multirun.judge([refs[0]], refs)  # the run is left out of its own band
+    assert alone['per_epoch'] == within['per_epoch']

@@ -154,7 +154,7 @@ def build_parser():
     j = sub.add_parser('judge', epilog=EXIT_CODES, formatter_class=p.formatter_class,
                        help='several runs of one change together against a reference set')
     j.add_argument('reference', metavar='SET')
-    j.add_argument('runs', metavar='RUN', nargs='+')
+    j.add_argument('runs', metavar='RUN', nargs='+', help='runs, or a folder of them; each once')
     b = sub.add_parser('band', help="a reference set's band per epoch, as a Markdown table")
     b.add_argument('reference', metavar='REFERENCE', nargs='+')
     b.add_argument('--metrics', type=comma_list(METRICS), default=list(SET_METRICS),
@@ -172,8 +172,8 @@ def build_parser():
     pl.add_argument('--title', help='a title above both panels')
     cl = sub.add_parser('claim', help="the blog's claim: val_acc above THRESHOLD by BY_EPOCH")
     cl.add_argument('run', metavar='RUN')
-    cl.add_argument('--threshold', type=fraction, default=CLAIM_THRESHOLD, help='default %(default)s')
-    cl.add_argument('--by-epoch', type=positive_int, default=CLAIM_EPOCH, help='default %(default)s')
+    cl.add_argument('--threshold', type=fraction, default=CLAIM_THRESHOLD, help='%(default)s')
+    cl.add_argument('--by-epoch', type=positive_int, default=CLAIM_EPOCH, help='%(default)s')
     return p
 
 
@@ -215,7 +215,7 @@ def main(argv=None):
         print(format_report(report, args.all_rows))
         return report.exit_code
     if args.command == 'judge':
-        result = multirun.judge(args.runs, [args.reference])
+        result = multirun.judge(load_references(args.runs), [args.reference])
         print(multirun.format_judgement(result))
         return INSIDE if result['per_epoch'][1] else OUTSIDE
     if args.command == 'band':

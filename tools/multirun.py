@@ -1,12 +1,11 @@
 """Several runs of a changed configuration judged together against a reference set.
 
-One run of a changed recipe is judged by the set's band, where one more healthy run lands
-with probability LEVEL at each epoch and metric (tools/band.py). k runs carry more: their
-mean lies closer to the mean of their configuration, by sqrt(k). So at each judged epoch and
-metric the mean of the k runs' distances from the band's centre is judged against the band
-for a mean of k new runs, mean +- t * s * sqrt(1/k + 1/n), at LEVEL each: the false-fail rate
-of one run's band. Runs that never leave the chance plateau decide alone. docs/curves.md has
-what this catches with 1 and with 3 runs, and the whole-curve score it was measured against.
+One run of a changed recipe is judged by the set's band, where one more healthy run lands with
+probability LEVEL at each epoch and metric (tools/band.py). k runs carry more: their mean lies
+closer to the mean of their configuration, by sqrt(k). So at each judged epoch and metric the
+mean of the k runs' distances from the band's centre is judged against the band for a mean of
+k new runs, mean +- t * s * sqrt(1/k + 1/n), at LEVEL each: one run's false-fail rate. Runs
+that never leave the chance plateau decide alone. docs/curves.md has what this catches.
 """
 import math
 
@@ -54,7 +53,8 @@ def judge(runs, refs, metrics=SET_METRICS):
     if not done and not stuck:
         raise CurvesError('every run blew up: nothing to judge')
     chance = stuck_chance(len(stuck), len(done) + len(stuck), refs) if stuck else 1.
-    cells, inside = per_epoch(done, len(refs), metrics) if done else ([], True)
+    # A run that is one of the set's is judged against the others (compare): n is theirs.
+    cells, inside = per_epoch(done, min(len(r.refs) for r in done), metrics) if done else ([], True)
     return {'per_epoch': (cells, inside and chance >= FAMILY), 'refs': refs,
             'stuck': ([r.run.name for r in stuck], chance),
             'runs': [r.run.name for r in done], 'blew_up': [r.run.name for r in blown]}

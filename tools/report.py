@@ -235,8 +235,8 @@ def band_text(report):
         return lines
     mine, theirs = report.shift
     left = sorted(t for t in theirs if math.isfinite(t))
-    return lines + ['aligned:   on the epoch each run left the chance plateau (val_acc reached %g): '
-                    'the run %s, the references at %.2f-%.2f%s; the run\'s epoch E is judged '
+    return lines + ['aligned:   on the epoch each run left the chance plateau (val_acc reached '
+                    '%g): the run %s, the references at %.2f-%.2f%s; the run\'s epoch E is judged '
                     'against the references E - %s epochs after theirs, interpolated between '
                     'epochs' % (PLATEAU_EXIT, 'at %.2f' % mine if math.isfinite(mine) else 'never',
                                 left[0], left[-1], '' if len(left) == len(theirs) else
