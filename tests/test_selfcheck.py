@@ -14,8 +14,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -135,34 +135,48 @@ def test_a_run_stopped_or_refused_is_not_judged_nor_rerun(tmp_path, monkeypatch,
     assert 'self-check:' not in out.split('\n', 2)[-1], out
 
 
-def test_term_and_hup_go_on_to_the_training_and_ctrl_c_does_not_end_the_wait(monkeypatch):
-    got = []
+STAND_IN = """import signal, sys, time
+got = []
+def on(signum, frame):
+    got.append(signum)
+    if len(got) == 2:
+        open(sys.argv[1], 'w').write(' '.join(map(str, got)))
+        sys.exit(143)
+signal.signal(signal.SIGTERM, on)
+signal.signal(signal.SIGHUP, on)
+open(sys.argv[1] + '.ready', 'w').close()
+time.sleep(60)
+"""
 
-    class Training:
-        def __init__(self, argv):
-            assert argv[1:] == [os.path.join(ROOT, 'allconvnet.py'), '--epochs', '1']
 
-        def send_signal(self, signum):
-            got.append(signum)
+def test_term_and_hup_go_on_to_the_training_and_ctrl_c_does_not_end_the_wait(tmp_path,
+                                                                            monkeypatch):
+    # A real child in allconvnet.py's place, which writes down the signals it gets.
+    (tmp_path / 'allconvnet.py').write_text(STAND_IN)
+    monkeypatch.setattr(selfcheck, 'REPO', str(tmp_path))
+    got = tmp_path / 'got'
 
-        def wait(self):
-            got.append(signal.getsignal(signal.SIGINT))
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                os.kill(os.getpid(), signum)
-            deadline = time.time() + 10
-            while len(got) < 3 and time.time() < deadline:
-                time.sleep(0.01)
-            return 143
-    monkeypatch.setattr(selfcheck, 'subprocess', SimpleNamespace(Popen=Training))
+    def signal_the_self_check():
+        deadline = time.time() + 30
+        while not os.path.exists(str(got) + '.ready') and time.time() < deadline:
+            time.sleep(0.01)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # as a terminal, docker
+            os.kill(os.getpid(), signum)                               # stop and ssh would
+            time.sleep(0.2)
+    reached_me = []
 
     def mine(signum, frame):
-        got.append(('self-check', signum))
+        reached_me.append(signum)
     mine_too = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
     before = {s: signal.signal(s, mine) for s in mine_too}
     try:
-        assert selfcheck.train(['--epochs', '1']) == 143
-        assert got == [signal.SIG_IGN, signal.SIGTERM, signal.SIGHUP]
-        assert [signal.getsignal(s) for s in mine_too] == [mine] * 3
+        sender = threading.Thread(target=signal_the_self_check)
+        sender.start()
+        assert selfcheck.train([str(got)]) == 143
+        sender.join()
+        assert got.read_text() == '%d %d' % (signal.SIGTERM, signal.SIGHUP)
+        assert reached_me == []  # TERM and HUP were passed on, INT ignored
+        assert [signal.getsignal(s) for s in mine_too] == [mine] * 3  # and ours are back
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
