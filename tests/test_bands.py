@@ -245,7 +245,7 @@ def flat(*parts):
 def procedure():
     """The figures docs/curves.md and the README give for the self-check's false-fail rate,
     counted from the set and its extra seeds: {'b': K/N, 'text': the docs' sentence, ...}."""
-    from scipy.stats import beta
+    from scipy.stats import beta, fisher_exact
     runs = curves.load_references([SET, EXTRA])
     counts = {build: [0, 0] for build, _ in BUILDS}
     for run in runs:
@@ -256,14 +256,18 @@ def procedure():
     outside = [r.name for r in extra if curves.compare(r, members()).exit_code == curves.OUTSIDE]
     b, upper, alpha = k / n, float(beta.ppf(0.95, k + 1, n - k)), 0.05
     rate, worst = alpha + b * (alpha + b), alpha + upper * (alpha + upper)
+    # Whether blow-ups belong to one build: the two builds' counts, two-sided.
+    p = fisher_exact([[c[0], c[1] - c[0]] for c in counts.values()])[1]
     text = ('b was measured as %d blow-up(s) in %d runs of the configuration (the set and its '
             'extra seeds): %s. With b = %.3f the check fails a healthy machine with probability at '
             'most %.1f%%; without the rerun it would be %.1f%%. %d runs bound b to at most %.2f '
             '(one-sided 95%%, Clopper-Pearson), which would make %.0f%%. Out of sample, %d of '
-            'the %d extra runs that did not blow up lie outside the set\'s band' % (
+            'the %d extra runs that did not blow up lie outside the set\'s band. Whether '
+            'blow-ups belong to one build, these counts cannot tell (Fisher\'s exact test, '
+            'two-sided: p = %.2f)' % (
                 k, n, ', '.join('%d in %d runs of %s' % (counts[b][0], counts[b][1], name)
                                 for b, name in BUILDS), b, 100 * rate, 100 * (alpha + b), n,
-                upper, 100 * worst, len(outside), len(extra)))
+                upper, 100 * worst, len(outside), len(extra), p))
     return {'k': k, 'n': n, 'rate': rate, 'upper': upper, 'worst': worst, 'text': text,
             'outside': outside}
 
