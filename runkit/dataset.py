@@ -285,8 +285,8 @@ def cache_lock(datadir):
     with a line saying so while another process fetches; what a killed fetch left is then
     removed."""
     def say_wait(holder):
-        print('Waiting for PID %s, which is fetching CIFAR-10 into %s'
-              % (holder or 'of another process', datadir))
+        print('Waiting for %s, which is fetching CIFAR-10 into %s'
+              % ('PID ' + holder if holder else 'another process', datadir))
         sys.stdout.flush()
     folder = fd = None
     try:

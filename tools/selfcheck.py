@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from runkit.argtypes import Parser, fraction, seed
+from runkit.argtypes import Parser, folder, fraction, seed
 from runkit.errors import exit_code, prepare, say
 from runkit.plot import plot
 from tools import curves
@@ -105,7 +105,7 @@ def judge(logdir, refs, level=curves.LEVEL, diverged=False):
                        for r in refs})
     speed += '; the reference runs %.0f-%.0f on %s (epoch wall time, validation included)' % (
         theirs[0], theirs[-1], ' and '.join(machines))
-    epoch = curves.blow_up(run)
+    epoch = report.blew_up  # compare's, which the table above reports
     blew_up = diverged or epoch is not None
     if blew_up:
         also = ' and '.join(r.name for r in refs if curves.blow_up(r) is not None) or 'none'
@@ -158,7 +158,7 @@ def main(argv=None):
     """The exit code; a blow-up is trained once more, with the next seed, which decides."""
     p = Parser(prog=PROG, description=__doc__, epilog=EXIT_CODES, allow_abbrev=False,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--reference', default=default_reference(), metavar='SET',
+    p.add_argument('--reference', type=folder, default=default_reference(), metavar='SET',
                    help='the reference set (default: $ALLCONVNET_REFERENCE_SET, else upstream-10k)')
     p.add_argument('--seed', type=seed, default=int(time.time()),
                    help="the run's seed (default: the Unix time, fresh at every check)")
