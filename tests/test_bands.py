@@ -293,6 +293,9 @@ def test_the_extra_seeds_are_runs_of_the_set_s_configuration():
 
 
 def test_the_false_fail_rate_the_docs_state_is_counted_from_the_committed_runs():
+    """After adding runs to the set or its extra seeds, put what this prints in place of the
+    sentences that begin 'b was measured as' in docs/curves.md and 'b, the blow-up rate' in
+    the README."""
     figures = procedure()
     assert figures['text'] in flat('docs', 'curves.md'), figures['text']
     assert figures['readme'] in flat('README.md'), figures['readme']
